@@ -1,0 +1,3 @@
+from mirrorfs.cli import cli
+
+cli(prog_name="mirrorfs")

@@ -1,0 +1,241 @@
+"""Memory notes: one Markdown file per thing the AI remembers (`memory/<slug>.md`)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from mirrorfs import note as notes
+from mirrorfs.errors import ConflictError, InvalidValueError, NotFoundError, UnreadableNoteError
+from mirrorfs.slug import slugify, title_from_text
+
+if TYPE_CHECKING:
+    from mirrorfs.vault import Vault
+
+MEMORY_DIR = "memory"
+TIERS = ("working", "long_term", "semantic")
+KINDS = ("fact", "preference", "project", "insight", "person", "event")
+
+
+@dataclass(frozen=True)
+class MemoryNote:
+    """A memory note as read from disk."""
+
+    path: str  # vault-relative
+    note: notes.Note
+
+    @property
+    def meta(self) -> dict:
+        return self.note.meta
+
+    @property
+    def id(self) -> str:
+        return str(self.meta.get("id", ""))
+
+    @property
+    def title(self) -> str:
+        return str(self.meta.get("title") or Path(self.path).stem)
+
+    @property
+    def body(self) -> str:
+        return self.note.body.strip("\r\n")
+
+    @property
+    def tags(self) -> list[str]:
+        return normalise_tags(self.meta.get("tags"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "id": self.id,
+            "title": self.title,
+            "kind": self.meta.get("kind"),
+            "tier": self.meta.get("tier"),
+            "tags": self.tags,
+            "created": _iso(self.meta.get("created")),
+            "updated": _iso(self.meta.get("updated")),
+            "instance": self.meta.get("instance"),
+            "updated_by": self.meta.get("updated_by"),
+            "body": self.body,
+        }
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def normalise_tags(value: Any) -> list[str]:
+    """Tags as Obsidian reads them: a list or a comma/space separated string, no '#'."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    if not isinstance(value, (list, tuple)):
+        value = [value]
+    return [str(t).lstrip("#") for t in value if str(t).strip("# ")]
+
+
+def check_tier(tier: str) -> str:
+    if tier not in TIERS:
+        raise InvalidValueError(f"unknown tier {tier!r}: use one of {', '.join(TIERS)}")
+    return tier
+
+
+class Memory:
+    """The memory notes of a vault."""
+
+    def __init__(self, vault: "Vault"):
+        self.vault = vault
+
+    @property
+    def folder(self) -> Path:
+        return self.vault.root / MEMORY_DIR
+
+    def add(
+        self,
+        text: str,
+        title: str | None = None,
+        kind: str = "fact",
+        tags: Iterable[str] = (),
+        tier: str = "long_term",
+        source: str | None = None,
+        secret: bool = False,
+        **extra: Any,
+    ) -> MemoryNote:
+        """Write a new memory note and return it."""
+        from mirrorfs.vault import timestamp
+
+        if not text or not text.strip():
+            raise InvalidValueError("a memory needs some text")
+        check_tier(tier)
+        title = (title or title_from_text(text)).strip()
+        created = timestamp()
+        meta = {
+            "id": secrets.token_hex(6),
+            "type": "memory",
+            "title": title,
+            "kind": kind,
+            "tier": tier,
+            "tags": normalise_tags(list(tags)) or None,
+            "created": created,
+            "updated": created,
+            "instance": self.vault.instance,
+            "updated_by": self.vault.instance,
+            "source": source,
+            **extra,
+        }
+        body = text.strip("\n") + "\n"
+        if secret:
+            body = self.vault.seal_body(body)
+        data = notes.new(meta, body).render()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        base = slugify(title)
+        for n in range(1, 1000):
+            path = self.folder / (f"{base}.md" if n == 1 else f"{base}-{n}.md")
+            try:
+                self.vault.store.create(path, data)
+                break
+            except ConflictError:
+                continue
+        else:  # pragma: no cover - a thousand notes with one title
+            raise InvalidValueError(f"too many memory notes named {base}")
+        rel = self.vault.relpath(path)
+        self.vault.touched(rel)
+        return MemoryNote(rel, notes.parse(data, rel))
+
+    def paths(self) -> list[Path]:
+        return sorted(self.folder.glob("*.md")) if self.folder.is_dir() else []
+
+    def _load(self, path: Path) -> MemoryNote:
+        rel = self.vault.relpath(path)
+        return MemoryNote(rel, notes.read_note(path))
+
+    def get(self, ref: str) -> MemoryNote:
+        """A memory note by path, file name, id or title."""
+        candidate = self._by_path(ref)
+        if candidate is not None:
+            self.vault.touched(candidate.path)
+            return candidate
+        for path in self.paths():
+            try:
+                m = self._load(path)
+            except UnreadableNoteError:
+                continue
+            if ref in (m.id, m.title) or m.title.lower() == ref.lower():
+                self.vault.touched(m.path)
+                return m
+        raise NotFoundError(f"no memory note {ref!r} (give its path, file name, id or title)")
+
+    def _by_path(self, ref: str) -> MemoryNote | None:
+        for candidate in (ref, f"{MEMORY_DIR}/{ref}", f"{MEMORY_DIR}/{ref}.md"):
+            if not candidate.endswith(".md"):
+                continue
+            full = self.vault.resolve(candidate)
+            if full.is_file():
+                return self._load(full)
+        return None
+
+    def list(
+        self,
+        kind: str | None = None,
+        tag: str | None = None,
+        tier: str | None = None,
+        limit: int | None = None,
+        on_error=None,
+    ) -> list[MemoryNote]:
+        """Memory notes, newest update first; unreadable ones go to *on_error*."""
+        found = []
+        for path in self.paths():
+            try:
+                m = self._load(path)
+            except UnreadableNoteError as exc:
+                if on_error:
+                    on_error(exc)
+                continue
+            if m.note.error and on_error:
+                on_error(UnreadableNoteError(m.path, f"cannot parse front matter: {m.note.error}"))
+            if kind and m.meta.get("kind") != kind:
+                continue
+            if tier and m.meta.get("tier") != tier:
+                continue
+            if tag and tag.lstrip("#") not in m.tags:
+                continue
+            found.append(m)
+        found.sort(key=lambda m: str(_iso(m.meta.get("updated") or m.meta.get("created") or "")), reverse=True)
+        return found[:limit] if limit else found
+
+    def update(
+        self,
+        ref: str,
+        text: str | None = None,
+        expected_sha: str | None = None,
+        **properties: Any,
+    ) -> MemoryNote:
+        """Change a memory's text and/or properties (title, kind, tier, tags...)."""
+        current = self.get(ref)
+        full = self.vault.resolve(current.path)
+        if "tier" in properties:
+            check_tier(properties["tier"])
+        if "tags" in properties:
+            properties["tags"] = normalise_tags(properties["tags"])
+
+        def change(n: notes.Note) -> notes.Note:
+            if expected_sha is not None:
+                from mirrorfs.storage import sha256
+
+                if sha256(n.render()) != expected_sha:
+                    raise ConflictError(current.path)
+            if text is not None:
+                n = n.with_body(n.newline + text.strip("\n").replace("\n", n.newline) + n.newline)
+            return self.vault.stamp(n, **properties)
+
+        updated = self.vault.edit(full, change)
+        self.vault.touched(current.path)
+        return MemoryNote(current.path, updated)
+
+    def forget(self, ref: str, purge: bool = False) -> Path | None:
+        """Move a memory to the trash (restorable), or delete it with *purge*."""
+        current = self.get(ref)
+        return self.vault.trash(current.path, purge=purge)

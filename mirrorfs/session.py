@@ -1,0 +1,428 @@
+"""Conversation sessions: one Markdown file per conversation, messages appended.
+
+A persistent session lives at `sessions/<instance>/<date>-<slug>-<hex4>.md`, so
+each instance owns the files it appends to and two devices rarely edit the same
+file. An ephemeral session lives in this device's state folder and is dropped on
+close unless it is saved into the vault.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from mirrorfs import messages as msgs
+from mirrorfs import note as notes
+from mirrorfs import storage
+from mirrorfs.errors import ConflictError, InvalidValueError, NotFoundError, UnreadableNoteError
+from mirrorfs.memory import normalise_tags
+from mirrorfs.messages import Message
+from mirrorfs.slug import slugify
+
+if TYPE_CHECKING:
+    from mirrorfs.vault import Vault
+
+SESSIONS_DIR = "sessions"
+EPHEMERAL_DIR = "ephemeral"
+PERSISTENCE = ("persistent", "ephemeral")
+STATUSES = ("open", "closed")
+EXPORT_FORMATS = ("json", "markdown", "txt", "mirrordna")
+
+# Re-exported for readers of sessions (the index, conflict merges).
+parse_messages = msgs.parse
+__all__ = ["Session", "Sessions", "Message", "parse_messages"]
+
+
+def wikilink(stem: str) -> str:
+    return f"[[{stem}]]"
+
+
+def link_target(value: Any) -> str | None:
+    """`[[2026-11-20-foo-ab12|Foo]]` -> `2026-11-20-foo-ab12`."""
+    if not value:
+        return None
+    text = str(value).strip()
+    if text.startswith("[[") and text.endswith("]]"):
+        text = text[2:-2]
+    return text.split("|")[0].split("#")[0].rsplit("/", 1)[-1].removesuffix(".md") or None
+
+
+class Session:
+    """One conversation. Reads go to the file every time: it is the truth."""
+
+    def __init__(self, vault: "Vault", path: Path, ephemeral: bool = False):
+        self.vault = vault
+        self.path = path
+        self.ephemeral = ephemeral
+
+    # -- reading -----------------------------------------------------------
+
+    def read(self) -> notes.Note:
+        if not self.path.is_file():
+            raise NotFoundError(f"session {self.id} no longer exists")
+        return notes.read_note(self.path)
+
+    @property
+    def id(self) -> str:
+        return self.path.stem
+
+    @property
+    def meta(self) -> dict:
+        return self.read().meta
+
+    @property
+    def title(self) -> str:
+        return str(self.meta.get("title") or self.id)
+
+    @property
+    def status(self) -> str:
+        return str(self.meta.get("status", "open"))
+
+    @property
+    def category(self) -> str | None:
+        return self.meta.get("category")
+
+    @category.setter
+    def category(self, value: str | None) -> None:
+        self._edit(lambda n: n.unset("category") if value is None else n.set("category", value))
+
+    @property
+    def tags(self) -> list[str]:
+        return normalise_tags(self.meta.get("tags"))
+
+    @property
+    def relpath(self) -> str:
+        if self.ephemeral:
+            return f"(ephemeral)/{self.path.name}"
+        return self.vault.relpath(self.path)
+
+    def get_messages(self, limit: int | None = None, offset: int = 0) -> list[Message]:
+        """Messages in file order; *offset*/*limit* page through them."""
+        _, messages = msgs.parse(self.read().body)
+        end = None if limit is None else offset + limit
+        return messages[offset:end]
+
+    def __len__(self) -> int:
+        return len(self.get_messages())
+
+    def to_dict(self, messages: bool = False) -> dict[str, Any]:
+        note = self.read()
+        _, found = msgs.parse(note.body)
+        meta = note.meta
+        data = {
+            "id": self.id,
+            "path": self.relpath,
+            "title": str(meta.get("title") or self.id),
+            "instance": meta.get("instance"),
+            "status": meta.get("status", "open"),
+            "persistence": "ephemeral" if self.ephemeral else "persistent",
+            "category": meta.get("category"),
+            "tags": normalise_tags(meta.get("tags")),
+            "created": _iso(meta.get("created")),
+            "updated": _iso(meta.get("updated")),
+            "previous": link_target(meta.get("previous")),
+            "next": link_target(meta.get("next")),
+            "tokens": meta.get("tokens", 0),
+            "message_count": len(found),
+        }
+        if messages:
+            data["messages"] = [m.to_dict() for m in found]
+        return data
+
+    # -- writing -----------------------------------------------------------
+
+    def _edit(self, change) -> notes.Note:
+        def stamped(n: notes.Note) -> notes.Note:
+            changed = change(n)
+            return n if changed is n else self.vault.stamp(changed)
+
+        return self.vault.edit(self.path, stamped) if not self.ephemeral else _edit_private(self.path, stamped)
+
+    def add_message(self, role: str, content: str, **metadata: Any) -> Message:
+        """Append a message; safe against concurrent appenders (re-read and re-apply)."""
+        msgs.check_role(role)
+        if not isinstance(content, str):
+            raise InvalidValueError("message content must be text")
+        msg = msgs.make(role, content, self.vault.instance, **metadata)
+        if self.vault.is_unlocked_for_sealing():
+            msg.content = self.vault.seal_text(msg.content)
+        block_tokens = metadata.get("tokens")
+
+        def append(data: bytes | None) -> bytes:
+            if data is None:
+                raise NotFoundError(f"session {self.id} no longer exists")
+            note = notes.parse(data, self.relpath)
+            note.check_editable()
+            body = note.body
+            if body and not body.endswith("\n"):
+                body += note.newline
+            body += msgs.render(msg, note.newline)
+            values: dict[str, Any] = {}
+            if isinstance(block_tokens, int):
+                values["tokens"] = int(note.meta.get("tokens") or 0) + block_tokens
+            return self.vault.stamp(note.with_body(body), **values).render()
+
+        self.vault.store.update(self.path, append, append_only=True)
+        if not self.ephemeral:
+            self.vault.touched(self.relpath)
+        return msg
+
+    def add_tag(self, tag: str) -> None:
+        tag = tag.lstrip("#")
+        self._edit(lambda n: n if tag in normalise_tags(n.meta.get("tags")) else n.set("tags", normalise_tags(n.meta.get("tags")) + [tag]))
+
+    def remove_tag(self, tag: str) -> None:
+        tag = tag.lstrip("#")
+
+        def change(n: notes.Note) -> notes.Note:
+            tags = normalise_tags(n.meta.get("tags"))
+            if tag not in tags:
+                return n
+            return n.set("tags", [t for t in tags if t != tag])
+
+        self._edit(change)
+
+    def close(self, keep: bool = False) -> "Session | None":
+        """Close the session. An ephemeral one is discarded unless *keep* saves it."""
+        if self.ephemeral:
+            if keep:
+                saved = self.persist()
+                saved.close()
+                return saved
+            snap = storage.read(self.path)
+            if snap.exists:
+                self.vault.store.delete(self.path, snap.sha)
+            return None
+        self._edit(lambda n: n.set("status", "closed"))
+        return self
+
+    def persist(self) -> "Session":
+        """Move an ephemeral session into the vault as a persistent one."""
+        if not self.ephemeral:
+            return self
+        snap = storage.read(self.path)
+        note = notes.parse(snap.data, self.relpath).set("persistence", "persistent")
+        target = self.vault.sessions.folder_of(self.vault.instance) / self.path.name
+        self.vault.store.create(target, note.render())
+        self.vault.store.delete(self.path, snap.sha)
+        return Session(self.vault, target)
+
+    def delete(self, purge: bool = False) -> Path | None:
+        """Move the session to the trash (or delete it with *purge*)."""
+        if self.ephemeral:
+            self.close()
+            return None
+        return self.vault.trash(self.path, purge=purge)
+
+    def link_next(self, other: "Session") -> None:
+        """Make *other* follow this session (both files record the link)."""
+        self._edit(lambda n: n.set("next", wikilink(other.id)))
+        other._edit(lambda n: n.set("previous", wikilink(self.id)))
+
+    @property
+    def previous(self) -> "Session | None":
+        target = link_target(self.meta.get("previous"))
+        return self.vault.sessions.load(target) if target else None
+
+    @property
+    def next(self) -> "Session | None":
+        target = link_target(self.meta.get("next"))
+        return self.vault.sessions.load(target) if target else None
+
+    def export(self, format: str = "markdown") -> str:
+        """The session as json, markdown, txt or mirrordna (see docs/format.md)."""
+        from mirrorfs import export
+
+        return export.export_session(self, format)
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id}>"
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _edit_private(path: Path, change) -> notes.Note:
+    """Edit an ephemeral session file in the state folder (same atomic write)."""
+    snap = storage.read(path)
+    if not snap.exists:
+        raise NotFoundError(f"session {path.stem} no longer exists")
+    changed = change(notes.parse(snap.data, path.name))
+    storage.atomic_write(path, changed.render())
+    return changed
+
+
+class Sessions:
+    """The sessions of a vault."""
+
+    def __init__(self, vault: "Vault"):
+        self.vault = vault
+
+    @property
+    def folder(self) -> Path:
+        return self.vault.root / SESSIONS_DIR
+
+    @property
+    def ephemeral_folder(self) -> Path:
+        path = self.vault.state_dir / EPHEMERAL_DIR
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
+    def folder_of(self, instance: str) -> Path:
+        return self.folder / instance
+
+    def create(
+        self,
+        title: str,
+        persistence: str = "persistent",
+        category: str | None = None,
+        tags: list[str] | tuple[str, ...] = (),
+        previous: str | None = None,
+        **extra: Any,
+    ) -> Session:
+        """Start a session; *previous* links it after an existing one."""
+        from mirrorfs.vault import timestamp
+
+        if persistence not in PERSISTENCE:
+            raise InvalidValueError(f"unknown persistence {persistence!r}: use persistent or ephemeral")
+        if not title or not title.strip():
+            raise InvalidValueError("a session needs a title")
+        before = self.load(previous) if previous else None
+        created = timestamp()
+        ephemeral = persistence == "ephemeral"
+        folder = self.ephemeral_folder if ephemeral else self.folder_of(self.vault.instance)
+        for _ in range(100):
+            stem = f"{created:%Y-%m-%d}-{slugify(title, 48)}-{secrets.token_hex(2)}"
+            path = folder / f"{stem}.md"
+            if not path.exists():
+                break
+        meta = {
+            "id": stem,
+            "type": "session",
+            "title": title.strip(),
+            "instance": self.vault.instance,
+            "status": "open",
+            "persistence": persistence,
+            "category": category,
+            "tags": normalise_tags(list(tags)) or None,
+            "created": created,
+            "updated": created,
+            "updated_by": self.vault.instance,
+            "previous": wikilink(before.id) if before else None,
+            **extra,
+        }
+        data = notes.new(meta, "").render()
+        self.vault.store.create(path, data)
+        session = Session(self.vault, path, ephemeral=ephemeral)
+        if before is not None:
+            before._edit(lambda n: n.set("next", wikilink(stem)))
+        if not ephemeral:
+            self.vault.touched(session.relpath)
+        return session
+
+    def paths(self) -> Iterator[Path]:
+        if self.folder.is_dir():
+            yield from sorted(self.folder.glob("*/*.md"))
+
+    def load(self, ref: str) -> Session:
+        """A session by id (file stem), unique id prefix, or path."""
+        ref = str(ref).strip()
+        if not ref:
+            raise NotFoundError("no session id given")
+        if ref.endswith(".md") or "/" in ref:
+            full = self.vault.resolve(ref)
+            if full.is_file():
+                return Session(self.vault, full)
+            raise NotFoundError(f"no session at {ref}")
+        exact = [p for p in self.folder.glob(f"*/{ref}.md")] if self.folder.is_dir() else []
+        if exact:
+            return Session(self.vault, exact[0])
+        private = self.ephemeral_folder / f"{ref}.md"
+        if private.is_file():
+            return Session(self.vault, private, ephemeral=True)
+        candidates = [p for p in self.paths() if p.stem.startswith(ref)]
+        candidates += [p for p in self.ephemeral_folder.glob(f"{ref}*.md")]
+        if len(candidates) == 1:
+            p = candidates[0]
+            return Session(self.vault, p, ephemeral=p.parent == self.ephemeral_folder)
+        if len(candidates) > 1:
+            raise NotFoundError(
+                f"session id {ref!r} is ambiguous: " + ", ".join(p.stem for p in candidates[:5])
+            )
+        # A renamed file keeps its id in the front matter.
+        for p in self.paths():
+            try:
+                if notes.read_note(p).meta.get("id") == ref:
+                    return Session(self.vault, p)
+            except UnreadableNoteError:
+                continue
+        raise NotFoundError(f"no session {ref!r} (see `mirrorfs session list`)")
+
+    def list(
+        self,
+        instance: str | None = None,
+        tag: str | None = None,
+        category: str | None = None,
+        status: str | None = None,
+        since: dt.datetime | dt.date | str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        include_ephemeral: bool = True,
+    ) -> list[Session]:
+        """Sessions, newest first, filtered by the given properties."""
+        if status is not None and status not in STATUSES:
+            raise InvalidValueError(f"unknown status {status!r}: use open or closed")
+        cutoff = msgs.parse_time(since) if since else None
+        found: list[tuple[str, Session]] = []
+        candidates = [(p, False) for p in self.paths()]
+        if include_ephemeral:
+            candidates += [(p, True) for p in sorted(self.ephemeral_folder.glob("*.md"))]
+        for path, ephemeral in candidates:
+            if instance and not ephemeral and path.parent.name != instance:
+                continue
+            try:
+                meta = read_front_matter(path)
+            except (UnreadableNoteError, OSError):
+                continue
+            if instance and meta.get("instance", path.parent.name) != instance:
+                continue
+            if tag and tag.lstrip("#") not in normalise_tags(meta.get("tags")):
+                continue
+            if category and meta.get("category") != category:
+                continue
+            if status and meta.get("status", "open") != status:
+                continue
+            created = meta.get("created")
+            if cutoff and created is not None:
+                try:
+                    if msgs.parse_time(created) < cutoff:
+                        continue
+                except ValueError:
+                    pass
+            key = str(_iso(meta.get("updated") or created or ""))
+            found.append((key, Session(self.vault, path, ephemeral=ephemeral)))
+        found.sort(key=lambda item: item[0], reverse=True)
+        sessions = [s for _, s in found]
+        end = None if limit is None else offset + limit
+        return sessions[offset:end]
+
+
+def read_front_matter(path: Path, chunk: int = 65536) -> dict:
+    """Only the front matter of a possibly long session file."""
+    with open(path, "rb") as f:
+        head = f.read(chunk)
+        if not head.lstrip(b"\xef\xbb\xbf").startswith(b"---"):
+            return {}
+        while b"\n---" not in head[3:]:
+            more = f.read(chunk)
+            if not more:
+                break
+            head += more
+    text_end = head.find(b"\n---", 3)
+    end = head.find(b"\n", text_end + 4)
+    sample = head if end < 0 else head[: end + 1]
+    return notes.parse(sample, path).meta

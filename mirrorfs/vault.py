@@ -1,0 +1,342 @@
+"""The vault: a folder of Markdown notes plus this device's private state for it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import socket
+import uuid
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mirrorfs import note as notes
+from mirrorfs import state, storage
+from mirrorfs.errors import (
+    InvalidValueError,
+    LockedError,
+    MirrorfsError,
+    NotFoundError,
+    PathOutsideVaultError,
+    UnparseableNoteError,
+    VaultNotFoundError,
+)
+from mirrorfs.messages import now
+
+CONFIG_DIR = ".mirrorfs"
+CONFIG_FILE = f"{CONFIG_DIR}/config.yaml"
+TRASH_DIR = f"{CONFIG_DIR}/trash"
+FORMAT_VERSION = 1
+LAYOUT = ("memory", "sessions", "instances", "bridge", "patterns")
+ENV_VAULT = "MIRRORFS_VAULT"
+ENV_INSTANCE = "MIRRORFS_INSTANCE"
+# Types whose notes mirrorfs owns: writes to them record `updated`/`updated_by`.
+OWNED_TYPES = ("soul", "memory", "session", "instance", "bridge", "pattern")
+_INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def timestamp(t: dt.datetime | None = None) -> dt.datetime:
+    """A front-matter time: aware, local zone, whole seconds."""
+    return (t or now()).replace(microsecond=0)
+
+
+def check_instance_name(name: str) -> str:
+    if not _INSTANCE_NAME.match(name or ""):
+        raise InvalidValueError(
+            f"invalid instance name {name!r}: use lowercase letters, digits, '-' and '_' "
+            "(it names a folder), e.g. laptop or phone"
+        )
+    return name
+
+
+def default_instance_name() -> str:
+    """A readable default for this device: its host name as a slug."""
+    host = re.sub(r"[^a-z0-9_-]+", "-", socket.gethostname().split(".")[0].lower()).strip("-_")
+    return (host or "device")[:64]
+
+
+def template(name: str) -> str:
+    return resources.files("mirrorfs.templates").joinpath(name).read_text(encoding="utf-8")
+
+
+def find_root(start: str | os.PathLike | None = None) -> Path:
+    """The vault holding *start* (or the cwd): the nearest folder with .mirrorfs/config.yaml."""
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    raise VaultNotFoundError(
+        f"no mirrorfs vault here: none of {here} and its parents holds {CONFIG_FILE}. "
+        "Run `mirrorfs init` or pass --vault PATH (or set MIRRORFS_VAULT)."
+    )
+
+
+class Vault:
+    """A mirrorfs vault opened by one instance on this device."""
+
+    def __init__(self, root: Path, config: dict, instance: str):
+        self.root = root
+        self.config = config
+        self.id = str(config["vault_id"])
+        self.instance = check_instance_name(instance)
+        self.state_dir = state.vault_state_dir(self.id)
+        self.store = storage.Store(self.state_dir / "locks")
+        self._keyring = None
+        from mirrorfs.memory import Memory
+        from mirrorfs.session import Sessions
+
+        self.memory = Memory(self)
+        self.sessions = Sessions(self)
+
+    # -- opening -----------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        path: str | os.PathLike,
+        name: str | None = None,
+        instance: str | None = None,
+    ) -> "Vault":
+        """Create a vault in *path*, or adopt an existing folder without changing its files."""
+        root = Path(path).expanduser()
+        if root.exists() and not root.is_dir():
+            raise VaultNotFoundError(f"{root} is a file, not a folder")
+        root.mkdir(parents=True, exist_ok=True)
+        root = root.resolve()
+        config_path = root / CONFIG_FILE
+        created = timestamp()
+        if not config_path.exists():
+            config = {
+                "format": FORMAT_VERSION,
+                "vault_id": uuid.uuid4().hex,
+                "name": name or "Mirror",
+                "created": created,
+            }
+            config_path.parent.mkdir(exist_ok=True)
+            storage.atomic_write(
+                config_path,
+                yaml.safe_dump(config, sort_keys=False, allow_unicode=True).encode("utf-8"),
+            )
+        vault = cls.open(root, instance=instance, remember_instance=True)
+        for folder in LAYOUT:
+            (root / folder).mkdir(exist_ok=True)
+        display = str(vault.config.get("name") or name or "Mirror")
+        for filename, text in (
+            ("SOUL.md", template("SOUL.md").replace("{name}", display).replace("{created}", created.isoformat())),
+            ("README-mirrorfs.md", template("README-mirrorfs.md")),
+        ):
+            if not (root / filename).exists():
+                vault.store.create(root / filename, text.encode("utf-8"))
+        vault.instances.ensure_card()
+        return vault
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike | None = None,
+        instance: str | None = None,
+        remember_instance: bool = False,
+    ) -> "Vault":
+        """Open the vault at *path* (or MIRRORFS_VAULT, or the one around the cwd)."""
+        if path is None and os.environ.get(ENV_VAULT):
+            path = os.environ[ENV_VAULT]
+        if path is None:
+            root = find_root()
+        else:
+            root = Path(path).expanduser()
+            if not root.is_dir():
+                raise VaultNotFoundError(f"vault folder {root} does not exist")
+            root = root.resolve()
+            if not (root / CONFIG_FILE).is_file():
+                raise VaultNotFoundError(
+                    f"{root} is not a mirrorfs vault (no {CONFIG_FILE}); run `mirrorfs init {path}` to adopt it"
+                )
+        config = load_config(root)
+        vault_state = state.vault_state_dir(str(config["vault_id"]))
+        device_file = vault_state / "device.yaml"
+        device = _load_yaml_file(device_file) or {}
+        chosen = instance or os.environ.get(ENV_INSTANCE) or device.get("instance") or default_instance_name()
+        check_instance_name(chosen)
+        # The first instance name used on this device becomes its default.
+        if device.get("instance") != chosen and (remember_instance or not device.get("instance")):
+            device["instance"] = chosen
+            storage.atomic_write(device_file, yaml.safe_dump(device).encode("utf-8"))
+        return cls(root, config, chosen)
+
+    # -- paths and notes ---------------------------------------------------
+
+    def resolve(self, path: str | os.PathLike) -> Path:
+        """An absolute path inside the vault; PathOutsideVaultError for anything else."""
+        p = Path(path).expanduser()
+        full = (p if p.is_absolute() else self.root / p).resolve()
+        try:
+            full.relative_to(self.root)
+        except ValueError:
+            raise PathOutsideVaultError(f"{path} is outside the vault {self.root}") from None
+        return full
+
+    def relpath(self, path: str | os.PathLike) -> str:
+        """The vault-relative POSIX path of a file in the vault."""
+        return self.resolve(path).relative_to(self.root).as_posix()
+
+    def read(self, path: str | os.PathLike) -> tuple[notes.Note, storage.Snapshot]:
+        """Parse a note and keep the snapshot its compare-and-swap write needs."""
+        full = self.resolve(path)
+        if not full.is_file():
+            raise NotFoundError(f"no note at {self.relpath(full)}")
+        data = notes.read_bytes(full)
+        return notes.parse(data, self.relpath(full)), storage.Snapshot(full, data)
+
+    def write(self, note: notes.Note, snapshot: storage.Snapshot) -> bool:
+        """Write *note* over the file read as *snapshot* (compare-and-swap)."""
+        return self.store.write(snapshot.path, note.render(), snapshot.sha)
+
+    def stamp(self, note: notes.Note, **values: Any) -> notes.Note:
+        """Set *values* plus `updated`/`updated_by` on notes mirrorfs owns."""
+        if note.meta.get("type") in OWNED_TYPES:
+            values = {**values, "updated": timestamp(), "updated_by": self.instance}
+        return note.update(values)
+
+    def edit(self, path: str | os.PathLike, change) -> notes.Note:
+        """Apply *change* (Note -> Note) to a note under the one write path."""
+        full = self.resolve(path)
+        result: list[notes.Note] = []
+
+        def apply(data: bytes | None) -> bytes:
+            if data is None:
+                raise NotFoundError(f"no note at {self.relpath(full)}")
+            parsed = notes.parse(data, self.relpath(full))
+            parsed.check_editable()
+            changed = change(parsed)
+            result.append(changed)
+            return changed.render() if changed is not parsed else data
+
+        self.store.update(full, apply)
+        return result[-1]
+
+    def meta_get(self, path: str | os.PathLike, key: str) -> Any:
+        note, _ = self.read(path)
+        if note.error:
+            raise UnparseableNoteError(note.path, note.error)
+        key = note._existing_key(key)
+        if key not in note.meta:
+            raise NotFoundError(f"{note.path} has no property {key!r}")
+        return note.meta[key]
+
+    def meta_set(self, path: str | os.PathLike, key: str, value: Any) -> bool:
+        """Set one front-matter property; returns False when it already had that value."""
+        def change(n: notes.Note) -> notes.Note:
+            updated = n.set(key, value)
+            return n if updated is n else self.stamp(updated)
+
+        before = self.resolve(path).read_bytes() if self.resolve(path).is_file() else None
+        after = self.edit(path, change)
+        return before != after.render()
+
+    def meta_unset(self, path: str | os.PathLike, key: str) -> bool:
+        def change(n: notes.Note) -> notes.Note:
+            updated = n.unset(key)
+            return n if updated is n else self.stamp(updated)
+
+        before = self.resolve(path).read_bytes() if self.resolve(path).is_file() else None
+        after = self.edit(path, change)
+        return before != after.render()
+
+    def trash(self, path: str | os.PathLike, purge: bool = False) -> Path | None:
+        """Move a note to the vault's trash (or delete it with *purge*)."""
+        _, snap = self.read(path)
+        rel = self.relpath(snap.path)
+        if purge:
+            self.store.delete(snap.path, snap.sha)
+            return None
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        target = self.root / TRASH_DIR / stamp / rel
+        self.store.move(snap.path, target, snap.sha)
+        return target
+
+    def restore(self, trashed: str | os.PathLike) -> Path:
+        """Put a trashed note back where it was."""
+        full = self.resolve(trashed)
+        trash_root = self.root / TRASH_DIR
+        try:
+            rel = full.relative_to(trash_root)
+        except ValueError:
+            raise InvalidValueError(f"{trashed} is not in the trash ({TRASH_DIR})") from None
+        original = self.root / Path(*rel.parts[1:])
+        snap = storage.read(full)
+        if not snap.exists:
+            raise NotFoundError(f"nothing in the trash at {trashed}")
+        self.store.move(full, original, snap.sha)
+        return original
+
+    def trashed(self) -> list[Path]:
+        root = self.root / TRASH_DIR
+        return sorted(p for p in root.rglob("*.md")) if root.is_dir() else []
+
+    # -- identity and instances -------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("name") or "Mirror")
+
+    @property
+    def soul(self) -> notes.Note:
+        """SOUL.md, parsed."""
+        return self.read("SOUL.md")[0]
+
+    @property
+    def instances(self):
+        from mirrorfs.instances import Instances
+
+        return Instances(self)
+
+    # -- hooks filled in by the index and crypto layers -------------------
+
+    def touched(self, relpath: str) -> None:
+        """Record that this device read or wrote a note (the working-memory log)."""
+
+    def is_unlocked_for_sealing(self) -> bool:
+        return self._keyring is not None
+
+    def seal_text(self, text: str) -> str:
+        """Encrypt the marked sections of *text* (needs the vault unlocked)."""
+        raise LockedError("unlock the vault to write secret sections")
+
+    def seal_body(self, body: str) -> str:
+        """Encrypt a whole body as one section (needs the vault unlocked)."""
+        raise LockedError("unlock the vault to write secret memories (--passphrase-file or MIRRORFS_PASSPHRASE)")
+
+    def remember(self, text: str, **kwargs: Any):
+        """Write a new memory note; see Memory.add."""
+        return self.memory.add(text, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Vault {self.root} instance={self.instance}>"
+
+
+def load_config(root: Path) -> dict:
+    path = root / CONFIG_FILE
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise MirrorfsError(f"{path}: cannot read the vault config: {exc}") from None
+    if not isinstance(config, dict) or not config.get("vault_id"):
+        raise MirrorfsError(f"{path}: the vault config has no vault_id")
+    fmt = config.get("format", FORMAT_VERSION)
+    if isinstance(fmt, int) and fmt > FORMAT_VERSION:
+        raise MirrorfsError(
+            f"{path}: vault format {fmt} is newer than this mirrorfs understands ({FORMAT_VERSION}); upgrade mirrorfs"
+        )
+    return config
+
+
+def _load_yaml_file(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, yaml.YAMLError):
+        return None
