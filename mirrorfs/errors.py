@@ -77,3 +77,13 @@ class SearchIndexError(MirrorfsError):
 
 class QueryError(MirrorfsError):
     """A search query is malformed."""
+
+
+class MalformedSectionError(CryptoError):
+    """An encrypted section or a ```secret block is damaged: unterminated, nested,
+    truncated or not base64. Carries ``section_index``, ``line`` and ``reason``."""
+
+
+class TamperedSectionError(CryptoError):
+    """A section fails authentication although its key opens other sections with
+    the same salt: it was changed or truncated after it was written."""
