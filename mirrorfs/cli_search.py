@@ -1,0 +1,275 @@
+"""CLI commands for search and recall; mirrorfs/cli.py imports this module at its end."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import click
+
+from mirrorfs import search as search_api
+from mirrorfs.cli import cli, json_option, output, pass_vault, read_text_arg
+
+
+def _bold(snippet: str) -> str:
+    """`**term**` marks as bold on a terminal, left as they are otherwise."""
+    if not sys.stdout.isatty():
+        return snippet
+    return re.sub(r"\*\*(.+?)\*\*", lambda m: click.style(m.group(1), bold=True), snippet)
+
+
+def _warn(results) -> None:
+    for w in getattr(results, "warnings", ()):
+        click.echo(f"warning: {w}", err=True)
+
+
+def _hits_text(hits) -> str:
+    if not hits:
+        return "no results"
+    lines = []
+    for h in hits:
+        if h.doc == "message":
+            when = h.time.strftime("%Y-%m-%d %H:%M") if h.time else "?"
+            head = f"{h.path}  [{h.role} · {when} · session: {h.session_title or h.session}]"
+        else:
+            head = f"{h.path}  [{h.type}] {h.title}"
+            if "unparseable" in h.flags:
+                head += "  (front matter unparseable)"
+        lines.append(f"{h.score:>7.3f}  {head}")
+        if h.snippet:
+            lines.append(f"         {_bold(h.snippet)}")
+    return "\n".join(lines)
+
+
+def _infos_text(infos) -> str:
+    if not infos:
+        return "nothing yet"
+    out = []
+    for i in infos:
+        when = i.accessed or i.updated or i.created
+        stamp = when.strftime("%Y-%m-%d %H:%M") if when else "                "
+        out.append(f"{stamp}  {i.path}  [{i.type}] {i.title}")
+    return "\n".join(out)
+
+
+@cli.command("search")
+@click.argument("query")
+@click.option("--type", "types", multiple=True, metavar="TYPE",
+              help="Only notes of this type: memory, session, soul, instance, bridge, pattern, note, message (repeatable).")
+@click.option("--tag", "tags", multiple=True, help="Only notes/messages with this tag (repeatable).")
+@click.option("--instance", "instances", multiple=True, help="Only what this instance wrote (repeatable).")
+@click.option("--no-sessions", is_flag=True, help="Leave out session messages.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@json_option
+@pass_vault
+def search_cmd(vault, query, types, tags, instances, no_sessions, limit, as_json):
+    """Full-text search over notes and session messages.
+
+    \b
+    Query syntax (docs/search.md):
+      words                 all must appear (English words are stemmed)
+      "exact phrase"        words in this order
+      a OR b, a AND NOT b   boolean operators (upper case), (groups)
+      prefix*               words starting with prefix
+      tag:travel type:memory kind:preference instance:laptop
+      category:work role:user title:tea
+      created:2026-11  updated:>2026-01-01  created:[2026-01 TO 2026-03]  updated:>7d
+
+    \b
+    Examples:
+      mirrorfs search tea
+      mirrorfs search '"morning routine" OR breakfast' --type memory
+      mirrorfs search 'lisbon role:assistant created:>30d' --json
+    """
+    results = search_api.search(vault, query, types=list(types) or None, sessions=not no_sessions,
+                                limit=limit, tags=list(tags) or None,
+                                instances=list(instances) or None)
+    _warn(results)
+    output([h.to_dict() for h in results] if as_json else results, as_json, _hits_text)
+
+
+@cli.command("recall")
+@click.argument("query")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--half-life", default=30.0, show_default=True, type=click.FloatRange(min=0.01),
+              help="Days after which recency counts half.")
+@json_option
+@pass_vault
+def recall_cmd(vault, query, limit, half_life, as_json):
+    """Memories relevant to QUERY, recent ones first among equals.
+
+    Searches memory notes only; the score mixes relevance (70%) and recency
+    (30%, halving every --half-life days since the note was updated).
+
+    \b
+    Examples:
+      mirrorfs recall "what does Sam drink"
+      mirrorfs recall 'tag:travel lisbon' --json
+    """
+    results = search_api.recall(vault, query, limit=limit, half_life_days=half_life)
+    _warn(results)
+    output([h.to_dict() for h in results] if as_json else results, as_json, _hits_text)
+
+
+@cli.command("similar")
+@click.argument("path_or_text")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--threshold", default=0.15, show_default=True, type=click.FloatRange(0, 1),
+              help="Least share of the key terms a note must contain.")
+@click.option("--sessions", is_flag=True, help="Also return session messages.")
+@json_option
+@pass_vault
+def similar_cmd(vault, path_or_text, limit, threshold, sessions, as_json):
+    """Notes similar to a note (PATH) or to a text ("more like this").
+
+    TEXT may be `-` to read standard input.
+
+    \b
+    Examples:
+      mirrorfs similar memory/prefers-tea.md
+      mirrorfs similar "Sam likes green tea before meetings"
+    """
+    arg = read_text_arg(path_or_text)
+    results = search_api.find_similar(vault, arg, limit=limit, threshold=threshold,
+                                      sessions=sessions)
+    _warn(results)
+    output([h.to_dict() for h in results] if as_json else results, as_json, _hits_text)
+
+
+@cli.command("recent")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(min=1))
+@click.option("--type", "types", multiple=True, metavar="TYPE", help="Only notes of this type (repeatable).")
+@json_option
+@pass_vault
+def recent_cmd(vault, limit, types, as_json):
+    """Working memory: notes this device read or wrote lately.
+
+    \b
+    Examples:
+      mirrorfs recent
+      mirrorfs recent --type memory --json
+    """
+    infos = search_api.recent(vault, limit=limit, types=list(types) or None)
+    output([i.to_dict() for i in infos] if as_json else infos, as_json, _infos_text)
+
+
+def _stats_text(s: dict) -> str:
+    lines = [
+        f"notes: {s['total_notes']}   sessions: {s['total_sessions']}   messages: {s['total_messages']}"
+        f"   (avg {s['avg_messages_per_session']} per session)",
+        f"storage: {s['storage_size_mb']} MB of notes, index {s['index_size_mb']} MB",
+    ]
+    if s["oldest_session"]:
+        o = s["oldest_session"]
+        lines.append(f"oldest session: {o['title']} ({o['created'] or 'undated'}) {o['path']}")
+    if s["most_active_session"]:
+        m = s["most_active_session"]
+        lines.append(f"most active session: {m['title']} ({m['messages']} messages) {m['path']}")
+    for key, label in (("by_type", "types"), ("by_kind", "kinds"), ("messages_by_role", "roles")):
+        if s[key]:
+            lines.append(f"{label}: " + ", ".join(f"{k} {v}" for k, v in s[key].items()))
+    if s["by_tag"]:
+        top = list(s["by_tag"].items())[:15]
+        lines.append("tags: " + ", ".join(f"{k} {v}" for k, v in top)
+                     + (" …" if len(s["by_tag"]) > 15 else ""))
+    for inst, c in s["by_instance"].items():
+        lines.append(f"instance {inst}: {c['notes']} notes, {c['sessions']} sessions, {c['messages']} messages")
+    if s["unparseable_notes"] or s["skipped_files"]:
+        lines.append(f"unparseable notes: {s['unparseable_notes']}, skipped files: {s['skipped_files']}"
+                     " (see `mirrorfs index status`)")
+    return "\n".join(lines)
+
+
+@cli.command("stats")
+@json_option
+@pass_vault
+def stats_cmd(vault, as_json):
+    """Counts over the vault: sessions, messages, types, kinds, tags, instances.
+
+    \b
+    Examples:
+      mirrorfs stats
+      mirrorfs stats --json | jq .total_messages
+    """
+    output(search_api.statistics(vault), as_json, _stats_text)
+
+
+@cli.group("index")
+def index_group():
+    """The per-device search index (rebuilt by itself when needed)."""
+
+
+def _progress_bar():
+    if not sys.stderr.isatty():
+        return None, None
+    bar = click.progressbar(length=1, label="indexing", file=sys.stderr)
+    state = {"started": False}
+
+    def progress(done, total):
+        if not state["started"]:
+            bar.length = max(total, 1)
+            bar.__enter__()
+            state["started"] = True
+        bar.update(done - bar.pos)
+
+    def finish():
+        if state["started"]:
+            bar.__exit__(None, None, None)
+
+    return progress, finish
+
+
+@index_group.command("rebuild")
+@click.option("--procs", type=click.IntRange(min=1), help="Worker processes (default: one per core).")
+@json_option
+@pass_vault
+def index_rebuild(vault, procs, as_json):
+    """Re-index the whole vault from its files.
+
+    Searches from other processes keep answering from the old index until the
+    new one is complete.
+
+    \b
+    Example:
+      mirrorfs index rebuild
+    """
+    progress, finish = _progress_bar()
+    try:
+        report = search_api.rebuild(vault, progress=progress, procs=procs)
+    finally:
+        if finish:
+            finish()
+    for w in report.warnings:
+        click.echo(f"warning: {w}", err=True)
+    data = {"files": len(report.added), "seconds": round(report.seconds, 3),
+            "warnings": report.warnings}
+    output(data, as_json, lambda d: f"indexed {d['files']} files in {d['seconds']} s")
+
+
+def _status_text(s: dict) -> str:
+    lines = [
+        f"index: {s['path']}",
+        f"engine: {s['engine']} (schema {s['schema_version']})",
+        f"files: {s['files']}   documents: {s['documents']}   size: {s['size_mb']} MB",
+        f"built: {s['built']}   updated: {s['updated']}",
+    ]
+    for p, why in s["unparseable"].items():
+        lines.append(f"unparseable (indexed as text): {p}: {why}")
+    for p, why in s["skipped"].items():
+        lines.append(f"skipped: {p}: {why}")
+    for w in s["warnings"]:
+        lines.append(f"warning: {w}")
+    return "\n".join(lines)
+
+
+@index_group.command("status")
+@json_option
+@pass_vault
+def index_status(vault, as_json):
+    """Where the index is, what it holds, and which files it skipped.
+
+    \b
+    Example:
+      mirrorfs index status --json
+    """
+    output(search_api.status(vault), as_json, _status_text)
