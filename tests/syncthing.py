@@ -2,23 +2,39 @@
 
 Usage from a pytest fixture::
 
+    from syncthing import SyncthingPair
+
     @pytest.fixture
     def pair(tmp_path):
         with SyncthingPair(tmp_path / "laptop", tmp_path / "phone",
-                           names=("laptop", "phone"), base_dir=tmp_path) as p:
+                           names=("laptop", "phone"), base_dir=tmp_path / "st") as p:
             p.wait_connected()
-            yield p
+            yield p          # stop() runs even when the test fails
 
-Each daemon gets its own home (config, keys, database, log), a GUI/REST address
-and a sync address on free loopback ports, and knows the other device only by its
-explicit tcp address: discovery, relays, NAT traversal, upgrades and usage/crash
-reporting are off, so nothing leaves the machine. Every wait polls the REST API
-for a condition with a timeout; a time-out raises SyncthingError carrying the
-last observed state and the tail of both daemons' logs.
+    def test_x(pair):
+        (pair.folder("laptop") / "memory" / "x.md").write_text("...")
+        pair.wait_in_sync()  # scans both sides, waits until both hold the same
+        assert (pair.folder("phone") / "memory" / "x.md").exists()
 
-Processes: each daemon runs with --no-restart, so Syncthing 1.19 runs no monitor
-process; should a version still fork one, stop() finds every process the daemon
-left (its descendants and its process group) and ends each by pid.
+Each daemon gets its own home (config, keys, database, log) and a GUI/REST
+address and sync address on free loopback ports. Global and local discovery,
+relays, NAT traversal, upgrades and usage/crash reporting are off, so nothing
+leaves the machine. The first side knows the second by its explicit tcp address
+and is the only one that dials; the second accepts it (see _write_config for why).
+Every wait polls the REST API for a condition with a timeout; a time-out raises
+SyncthingError (an AssertionError, so the test fails) with the last observed
+state and the tail of both daemons' logs.
+
+Processes: by default each daemon runs as one process (the environment the 1.19
+monitor gives its child: STMONITORED). With monitor=True, Syncthing runs as
+usual as a monitor plus a child per side. Either way stop() asks each daemon to
+shut down, then ends by pid whatever is left: the process it started, its
+descendants and members of its process group (checked by start time, so a reused
+pid is never hit).
+
+The observed conflict semantics (which side wins, what the `.sync-conflict-`
+copy holds and whose id it carries) are recorded in
+tests/test_syncthing_harness.py::test_concurrent_edits_while_paused_make_a_conflict_copy.
 """
 
 from __future__ import annotations
@@ -195,11 +211,11 @@ class SyncthingPair:
         self.rescan_interval_s = rescan_interval_s
         self.fs_watcher_delay_s = fs_watcher_delay_s
         self.monitor = monitor
+        self._binary = syncthing_binary()
+        self.version = syncthing_version(self._binary)
         self._own_base = base_dir is None
         self.base_dir = Path(tempfile.mkdtemp(prefix="syncthing-pair-")) if base_dir is None \
             else Path(base_dir)
-        self._binary = syncthing_binary()
-        self.version = syncthing_version(self._binary)
         self._sides = [
             _Side(names[0], Path(folder_a).resolve(), self.base_dir / f"syncthing-home-{names[0]}"),
             _Side(names[1], Path(folder_b).resolve(), self.base_dir / f"syncthing-home-{names[1]}"),
@@ -227,11 +243,16 @@ class SyncthingPair:
                 self._assign_ports()
                 for i in range(2):
                     self._write_config(i)
-                for side in self._sides:
-                    self._launch(side)
                 try:
                     for side in self._sides:
+                        self._launch(side)
+                    for side in self._sides:
                         self._wait_up(side, timeout)
+                    # The dialling side starts with its peer paused: a dial that finds
+                    # no listener yet is retried only seconds later, while unpausing
+                    # now that both listen dials at once.
+                    self.rest(0, "PATCH", f"/rest/config/devices/{self._sides[1].device_id}",
+                              json={"paused": False})
                     return self
                 except SyncthingError:
                     lost_port = any("address already in use" in self._log_text(s)
@@ -246,11 +267,10 @@ class SyncthingPair:
 
     def stop(self) -> None:
         """Stop both daemons (and any process they left) by pid; safe to call twice."""
-        if not self._started:
-            return
-        self._started = False
         try:
-            self._stop_daemons()
+            if self._started:
+                self._started = False
+                self._stop_daemons()
         finally:
             atexit.unregister(self.stop)
             if self._own_base:
@@ -394,9 +414,16 @@ class SyncthingPair:
         return state
 
     def _in_sync(self, state: dict) -> bool:
+        # Each side must have received the other's whole index (the peer's view of
+        # our sequence equals our own) and need nothing from it: the completion
+        # figures alone say 100 % for a peer that has not sent any index yet.
         keys = ("globalFiles", "globalDirectories", "globalSymlinks", "globalDeleted", "globalBytes")
         globals_seen = set()
-        for side in state.values():
+        (name_a, a), (name_b, b) = state.items()
+        if a["status"].get("sequence") != b["peer_completion"].get("sequence") \
+                or b["status"].get("sequence") != a["peer_completion"].get("sequence"):
+            return False
+        for side in (a, b):
             st, comp = side["status"], side["peer_completion"]
             if not side["connected"] or st.get("state") != "idle":
                 return False
@@ -455,7 +482,9 @@ class SyncthingPair:
         self.wait_connected(timeout)
 
     def _set_peer_paused(self, paused: bool) -> None:
-        for me, other in ((0, 1), (1, 0)):
+        # On resume the listening side goes first, so the dialler's immediate dial
+        # finds it ready instead of waiting for the next redial.
+        for me, other in ((1, 0), (0, 1)):
             peer = self._sides[other].device_id
             self.rest(me, "PATCH", f"/rest/config/devices/{peer}", json={"paused": paused})
 
@@ -535,14 +564,19 @@ class SyncthingPair:
         template = next(d for d in devices if d.get("id") == me.device_id)
         for d in devices:
             root.remove(d)
-        for side, address in ((me, "dynamic"), (peer, f"tcp://127.0.0.1:{peer.sync_port}")):
+        # Only the first side dials. When both dial at once, Syncthing 1.19 handles
+        # each side's outgoing Hello before the incoming one and both wait out the
+        # 20 s Hello timeout; the second side still accepts the first's connection.
+        # With discovery off, "dynamic" resolves to no address at all.
+        peer_address = f"tcp://127.0.0.1:{peer.sync_port}" if i == 0 else "dynamic"
+        for side, address in ((me, "dynamic"), (peer, peer_address)):
             dev = copy.deepcopy(template)
             dev.set("id", side.device_id)
             dev.set("name", side.name)
             for a in dev.findall("address"):
                 dev.remove(a)
             ET.SubElement(dev, "address").text = address
-            set_child(dev, "paused", "false")
+            set_child(dev, "paused", "true" if side is peer and i == 0 else "false")
             set_child(dev, "autoAcceptFolders", "false")
             root.append(dev)
 
@@ -567,7 +601,7 @@ class SyncthingPair:
             "restartOnWakeup": "false",
             "announceLANAddresses": "false",
             "setLowPriority": "false",
-            "reconnectionIntervalS": "1",
+            "reconnectionIntervalS": "5",  # the minimum Syncthing accepts
             "progressUpdateIntervalS": "1",
         }.items():
             set_child(opts, tag, value)
@@ -629,25 +663,26 @@ class SyncthingPair:
             time.sleep(0.05)
 
     def _stop_daemons(self) -> None:
-        for side in self._sides:
-            proc = side.proc
-            if proc is None:
-                continue
-            side.children.update(_related(proc.pid))
-            if proc.poll() is None:
+        running = [side for side in self._sides if side.proc is not None]
+        # Ask both to shut down first, then wait: the two exits overlap.
+        for side in running:
+            side.children.update(_related(side.proc.pid))
+            if side.proc.poll() is None:
                 try:
                     self.rest(side.name, "POST", "/rest/system/shutdown", timeout=2)
                 except Exception:
                     pass  # not answering: signals below
+        for side in running:
+            proc = side.proc
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
                 try:
                     proc.wait(timeout=5)
                 except subprocess.TimeoutExpired:
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=5)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+                    proc.kill()
+                    proc.wait()
             # A monitor's child, or anything left in the daemon's process group.
             leftovers = {**side.children, **_related(proc.pid)}
             for pid, start_time in leftovers.items():
