@@ -36,12 +36,12 @@ import filelock
 import whoosh
 from whoosh import analysis as wanalysis
 from whoosh import fields as wfields
-from whoosh import highlight as whighlight
 from whoosh import index as windex
 from whoosh import qparser
 from whoosh import query as wquery
 from whoosh import scoring as wscoring
 from whoosh.lang.porter import stem as _porter_stem
+from whoosh.codec.whoosh3 import W3Codec
 from whoosh.writing import SegmentWriter
 
 from mirrorfs import ignore
@@ -190,37 +190,53 @@ class MirrorAnalyzer(wanalysis.Analyzer):
                     yield t
 
 
-def _lower_id():
-    return wanalysis.IDTokenizer() | wanalysis.LowercaseFilter()
+_ANALYZER = MirrorAnalyzer()
 
 
 def make_schema() -> wfields.Schema:
-    """One document per note file and one per session message."""
+    """One document per note file and one per session message (type "message").
+
+    Message documents are kept lean (they are most of the documents): no
+    `updated`, no title, and only what a hit needs is stored; the session's
+    title comes from the catalog. Keyword fields hold lowercase values (the
+    query side lowercases too) so they need no analyzer chain. Dates are
+    indexed as one `YYYYMMDD` term (UTC day): a range is a term range, and a
+    message costs one date posting instead of Whoosh's eight numeric ones.
+    """
     text = MirrorAnalyzer()
     return wfields.Schema(
         path=wfields.ID(stored=True),  # vault-relative, POSIX separators
-        doc=wfields.ID(stored=True),  # "note" or "message"
         id=wfields.ID(stored=True),
-        type=wfields.ID(stored=True, analyzer=_lower_id()),
+        type=wfields.ID(stored=True),
         title=wfields.TEXT(analyzer=text, stored=True, field_boost=3.0,
                            multitoken_query="phrase"),
         aliases=wfields.TEXT(analyzer=text, field_boost=2.0, multitoken_query="phrase"),
-        tags=wfields.KEYWORD(stored=True, commas=True, lowercase=True, scorable=True,
-                             field_boost=2.0),
-        kind=wfields.ID(stored=True, analyzer=_lower_id()),
-        tier=wfields.ID(stored=True, analyzer=_lower_id()),
-        category=wfields.ID(stored=True, analyzer=_lower_id()),
-        instance=wfields.ID(stored=True, analyzer=_lower_id()),
-        updated_by=wfields.ID(analyzer=_lower_id()),
-        role=wfields.ID(stored=True, analyzer=_lower_id()),
-        created=wfields.DATETIME(stored=True),
-        updated=wfields.DATETIME(stored=True),
+        # `tags` filters (`tag:x`, also on a session's messages); `keywords`
+        # holds a note's own tags for ranking words that are tags.
+        tags=wfields.KEYWORD(stored=True, commas=True, lowercase=True),
+        keywords=wfields.KEYWORD(commas=True, lowercase=True, scorable=True, field_boost=2.0),
+        kind=wfields.ID(stored=True),
+        tier=wfields.ID(stored=True),
+        category=wfields.ID(stored=True),
+        instance=wfields.ID(stored=True),
+        updated_by=wfields.ID,
+        role=wfields.ID(stored=True),
+        created=wfields.ID,  # YYYYMMDD, UTC
+        updated=wfields.ID,
+        created_at=wfields.STORED,  # the exact times, for results
+        updated_at=wfields.STORED,
         body=wfields.TEXT(analyzer=text, multitoken_query="phrase"),
-        session=wfields.ID(stored=True),  # session id of a message
-        session_title=wfields.STORED,
-        msg=wfields.ID(stored=True),  # message id
+        msg=wfields.STORED,  # message id
         flags=wfields.KEYWORD(stored=True),
     )
+
+
+# Keyword fields whose values are compared lowercase.
+LOWER_FIELDS = ("type", "kind", "tier", "category", "instance", "updated_by", "role")
+
+
+def _day(t: dt.datetime | None) -> str | None:
+    return t.strftime("%Y%m%d") if t is not None else None
 
 
 # Names a query may use, mapped to schema fields.
@@ -229,10 +245,10 @@ QUERY_FIELDS = {
     "aliases": "aliases", "type": "type", "kind": "kind", "tier": "tier",
     "category": "category", "instance": "instance", "updated_by": "updated_by",
     "role": "role", "created": "created", "updated": "updated", "date": "created",
-    "time": "created", "path": "path", "id": "id", "session": "session",
+    "time": "created", "path": "path", "id": "id",
     "flag": "flags", "flags": "flags",
 }
-DEFAULT_FIELDS = ("title", "tags", "aliases", "body")
+DEFAULT_FIELDS = ("title", "keywords", "aliases", "body")
 
 
 # --------------------------------------------------------------------------
@@ -328,12 +344,14 @@ def file_documents(relpath: str, data: bytes) -> FileEntry:
     updated = _as_utc(meta.get("updated")) or created
     flags = ["unparseable"] if note.error else []
     doc_id = _str(meta.get("id")) or (stem if ntype == "session" else None)
+    if ntype == "message":  # reserved for message documents
+        ntype = "note"
     base = {
         "path": relpath,
-        "doc": "note",
         "type": ntype or "note",
         "title": title,
         "tags": ",".join(tags),
+        "keywords": ",".join(tags),
         "body": preamble,
     }
     optional = {
@@ -342,10 +360,12 @@ def file_documents(relpath: str, data: bytes) -> FileEntry:
         "kind": _low(meta.get("kind")),
         "tier": _low(meta.get("tier")),
         "category": _low(meta.get("category")),
-        "instance": _str(meta.get("instance")),
-        "updated_by": _str(meta.get("updated_by")),
-        "created": created,
-        "updated": updated,
+        "instance": _low(meta.get("instance")),
+        "updated_by": _low(meta.get("updated_by")),
+        "created": _day(created),
+        "updated": _day(updated),
+        "created_at": created,
+        "updated_at": updated,
         "flags": " ".join(flags) or None,
     }
     base.update({k: v for k, v in optional.items() if v is not None})
@@ -353,23 +373,18 @@ def file_documents(relpath: str, data: bytes) -> FileEntry:
     msg_instances: dict[str, int] = {}
     msg_roles: dict[str, int] = {}
     first = last = None
-    session_common = {
-        k: base[k] for k in ("tags", "category") if base.get(k)
-    }
+    session_common = {k: base[k] for k in ("tags", "category") if base.get(k)}
     for msg in messages:
         t = _as_utc(msg.time)
         text = strip_sections(msg.content)
         d = {
             "path": relpath,
-            "doc": "message",
             "type": "message",
-            "session": doc_id or stem,
-            "session_title": title,
             "msg": msg.id,
             "role": msg.role.lower() if msg.role else None,
-            "instance": msg.instance or None,
-            "created": t,
-            "updated": t,
+            "instance": msg.instance.lower() if msg.instance else None,
+            "created": _day(t),
+            "created_at": t,
             "body": text,
             **session_common,
         }
@@ -390,7 +405,7 @@ def file_documents(relpath: str, data: bytes) -> FileEntry:
         "kind": optional["kind"],
         "tier": optional["tier"],
         "category": optional["category"],
-        "instance": optional["instance"],
+        "instance": _str(meta.get("instance")),
         "tags": [t for t in _expand_tags(_as_list(meta.get("tags")))],
         "created": created,
         "updated": updated,
@@ -796,7 +811,7 @@ class Index:
         report.deleted = sorted(deleted)
         if changed or deleted:
             ix = self._whoosh(name)
-            writer = ix.writer(timeout=5.0)
+            writer = ix.writer(timeout=5.0, codec=_codec())
             try:
                 for relpath in deleted:
                     writer.delete_by_term("path", relpath)
@@ -936,23 +951,13 @@ class Index:
 
     def highlight(self, text: str, terms: Iterable[str], top: int = 2,
                   chars: int = 180) -> str:
-        """Fragments of *text* around the matched terms, with `**term**` marks."""
-        terms = frozenset(terms)
-        if not terms or not text:
-            return ""
-        analyzer = make_schema()["body"].analyzer
-        tokens = analyzer(text, positions=True, chars=True, mode="index")
-        tokens = whighlight.set_matched_filter(tokens, terms)
-        fragmenter = whighlight.ContextFragmenter(maxchars=chars, surround=60)
-        formatter = _MarkFormatter()
-        fragments = fragmenter.fragment_tokens(text, tokens)
-        fragments = whighlight.top_fragments(fragments, top, whighlight.BasicFragmentScorer(), order=whighlight.SCORE)
-        # Adjacent CJK bigrams come out as **検索****機能**: one mark reads better.
-        return formatter(text, fragments).replace("****", "")
+        """Up to *top* passages of *text* with the most distinct matched terms,
+        each about *chars* long, terms marked `**term**`."""
+        return highlight(text, terms, top, chars)
 
     def analyze(self, text: str) -> list[str]:
         """The index terms of *text* (as queries see them)."""
-        return [t.text for t in make_schema()["body"].analyzer(text, mode="query")]
+        return [t.text for t in _ANALYZER(text, mode="query")]
 
     def doc_count(self) -> tuple[int, int]:
         """(all documents, deleted-but-not-merged)."""
@@ -976,11 +981,52 @@ class Index:
             self.close()
 
 
-class _MarkFormatter(whighlight.Formatter):
-    between = " … "
-
-    def format_token(self, text, token, replace=False):
-        return "**" + whighlight.get_text(text, token, replace) + "**"
+def highlight(text: str, terms: Iterable[str], top: int = 2, chars: int = 180) -> str:
+    """Passages around matched index terms (a lean stand-in for Whoosh's
+    highlighter, which costs more than the search itself)."""
+    terms = frozenset(terms)
+    if not terms or not text:
+        return ""
+    spans = [(t.startchar, t.endchar, t.text)
+             for t in _ANALYZER(text, chars=True, mode="index") if t.text in terms]
+    if not spans:
+        return ""
+    spans = spans[:300]
+    # Best windows: most distinct terms, then most occurrences, earliest first.
+    chosen: list[tuple[int, int]] = []
+    candidates = []
+    for i, (start, _, _) in enumerate(spans):
+        lo = max(0, start - chars // 4)
+        hi = lo + chars
+        inside = [s for s in spans[i:] if s[1] <= hi]
+        candidates.append((-len({s[2] for s in inside}), -len(inside), lo, hi))
+    candidates.sort()
+    for _, _, lo, hi in candidates:
+        if len(chosen) >= top:
+            break
+        if all(hi <= a or lo >= b for a, b in chosen):
+            chosen.append((lo, hi))
+    chosen.sort()
+    out = []
+    for lo, hi in chosen:
+        # Widen to word boundaries so no word is cut in half.
+        while lo > 0 and not text[lo - 1].isspace() and hi - lo < chars + 30:
+            lo -= 1
+        while hi < len(text) and not text[hi].isspace() and hi - lo < chars + 60:
+            hi += 1
+        pieces, pos = [], lo
+        last_end = lo
+        for s, e, _ in spans:
+            if s < lo or e > hi or s < last_end:
+                continue
+            pieces.append(text[pos:s])
+            pieces.append("**" + text[s:e] + "**")
+            pos = last_end = e
+        pieces.append(text[pos:hi])
+        snippet = "".join(pieces).strip()
+        out.append(("… " if lo > 0 else "") + snippet + (" …" if hi < len(text) else ""))
+    # Adjacent CJK bigrams come out as **検索****機能**: one mark reads better.
+    return " ".join(out).replace("****", "").replace("… …", "…")
 
 
 def _ExpansionModel():
@@ -1093,27 +1139,35 @@ def _bounds(value: str) -> tuple[dt.datetime, dt.datetime]:
 
 
 def _rewrite_dates(segment: str) -> str:
-    full = "%Y%m%d%H%M%S"
+    """Date clauses as term ranges over the indexed `YYYYMMDD` days (UTC)."""
+    tick = dt.timedelta(microseconds=1)
+
+    def day(t: dt.datetime) -> str:
+        return t.strftime("%Y%m%d")
 
     def repl(m: re.Match) -> str:
-        field = m.group(1).lower()
+        field = QUERY_FIELDS[m.group(1).lower()]
         if m.group(4):  # [a TO b] or {a TO b}
-            lo = _date_value(m.group(5), field) if m.group(5) else "1000"
-            hi = _date_value(m.group(6), field) if m.group(6) else "9999"
-            return f"{field}:{m.group(4)}{lo} TO {hi}{m.group(7)}"
-        op, value = m.group(2) or "", _date_value(m.group(3), field)
-        start, end = _bounds(value)
-        if op == ">":  # after the whole period
-            return f"{field}:[{end.strftime(full)} TO 9999]"
-        if op == "<":  # before the period starts
-            return f"{field}:[1000 TO {(start - dt.timedelta(seconds=1)).strftime(full)}]"
-        if op == ">=":
-            return f"{field}:[{value} TO 9999]"
-        if op == "<=":
-            return f"{field}:[1000 TO {value}]"
-        return f"{field}:{value}"
+            lo = day(_bounds(_date_value(m.group(5), field))[0]) if m.group(5) else "00000101"
+            hi = day(_bounds(_date_value(m.group(6), field))[1] - tick) if m.group(6) else "99991231"
+        else:
+            op = m.group(2) or ""
+            start, end = _bounds(_date_value(m.group(3), field))
+            lo, hi = day(start), day(end - tick)
+            if op == ">":
+                lo, hi = day(end), "99991231"
+            elif op == "<":
+                lo, hi = "00000101", day(start - tick)
+            elif op == ">=":
+                hi = "99991231"
+            elif op == "<=":
+                lo = "00000101"
+        return f"{field}:[{lo} TO {hi}]"
 
     return _DATE_CLAUSE.sub(repl, segment)
+
+
+_LOWER_CLAUSE = re.compile(r"(?<![\w:])(" + "|".join(LOWER_FIELDS) + r"):([^\s()\"]+)", re.I)
 
 
 def _check_operators(text: str) -> None:
@@ -1168,6 +1222,7 @@ def preprocess(text: str) -> str:
             )
         piece = _FIELD.sub(lambda m: m.group(1).lower() + ":", piece)
         piece = re.sub(r"(?<![\w:])(tags?):#", r"\1:", piece)
+        piece = _LOWER_CLAUSE.sub(lambda m: m.group(1) + ":" + m.group(2).lower(), piece)
         for m in re.finditer(r"(?:^|[\s(])([*?][^\s()]*)", piece):
             raise QueryError(f"{m.group(1)!r}: a word cannot start with * or ?")
         out.append(_rewrite_dates(piece))
@@ -1204,10 +1259,14 @@ def parse_query(text: str):
 
 
 def _filters(types, messages, tags, instances, paths):
-    notes = wquery.Term("doc", "note")
+    parts = []
     if types:
-        notes = wquery.And([notes, wquery.Or([wquery.Term("type", t.lower()) for t in types])])
-    parts = [wquery.Or([notes, wquery.Term("doc", "message")]) if messages else notes]
+        wanted = [t.lower() for t in types if t.lower() != "message"]
+        if messages:
+            wanted.append("message")
+        parts.append(wquery.Or([wquery.Term("type", t) for t in wanted]) if wanted else wquery.NullQuery)
+    elif not messages:
+        parts.append(wquery.Not(wquery.Term("type", "message")))
     if tags:
         parts.append(wquery.Or([wquery.Term("tags", t.lstrip("#").lower()) for t in tags]))
     if instances:
@@ -1215,6 +1274,8 @@ def _filters(types, messages, tags, instances, paths):
     if paths is not None:
         paths = list(paths)
         parts.append(wquery.Or([wquery.Term("path", p) for p in paths]) if paths else wquery.NullQuery)
+    if not parts:
+        return None
     return parts[0] if len(parts) == 1 else wquery.And(parts)
 
 
@@ -1252,6 +1313,12 @@ def match_all():
 _COUNTER = None
 
 
+def _codec():
+    # Posting blocks uncompressed: zlib was a fifth of the indexing time; the
+    # index grows but stays a fraction of the vault's size.
+    return W3Codec(compression=0)
+
+
 def _init_worker(counter) -> None:
     global _COUNTER
     _COUNTER = counter
@@ -1260,7 +1327,7 @@ def _init_worker(counter) -> None:
 def _index_chunk(args):
     gen_dir, root, relpaths, max_bytes, limitmb = args
     ix = windex.open_dir(gen_dir)
-    writer = SegmentWriter(ix, _lk=False, compound=False, limitmb=limitmb)
+    writer = SegmentWriter(ix, _lk=False, compound=False, limitmb=limitmb, codec=_codec())
     files: dict[str, tuple] = {}
     warnings: list[str] = []
     done = 0
@@ -1351,7 +1418,7 @@ def naive_build(gen_dir: str, docs: Iterable[dict]) -> None:
     text = wanalysis.StemmingAnalyzer()
     schema = make_schema()
     for name in ("title", "aliases", "body"):
-        schema._fields[name] = wfields.TEXT(analyzer=text, field_boost=schema[name].field_boost)
+        schema._fields[name] = wfields.TEXT(analyzer=text, field_boost=schema[name].format.field_boost)
     ix = windex.create_in(gen_dir, schema)
     w = ix.writer()
     for d in docs:

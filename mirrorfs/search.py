@@ -8,8 +8,7 @@ stale. Query syntax: docs/search.md.
 from __future__ import annotations
 
 import datetime as dt
-import math
-import os
+import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -120,36 +119,68 @@ def _index(vault, progress=None, reconcile: bool = True) -> tuple[Index, Reconci
 # index, which keeps the index small and the snippet exactly what is on disk.
 
 
+_FENCE_OPEN = re.compile(r"\ufeff?---[ \t]*\r?\n")
+_FENCE_CLOSE = re.compile(r"^---[ \t]*(?:\r?\n|\Z)", re.M)
+
+
+def _body_of(text: str) -> str:
+    """The body after the front matter, by the fences alone (as mirrorfs.note
+    splits it) so that a snippet never pays for a YAML parse."""
+    m = _FENCE_OPEN.match(text)
+    if not m:
+        return text.lstrip("\ufeff")
+    close = _FENCE_CLOSE.search(text, m.end())
+    return text[close.end():] if close else text.lstrip("\ufeff")
+
+
 class _Texts:
+    """File text for snippets, read once per search."""
+
     def __init__(self, vault):
         self.root = Path(vault.root)
-        self.max_bytes = Index.for_vault(vault).max_bytes
-        self._notes: dict[str, Any] = {}
-        self._messages: dict[str, dict[str, str]] = {}
+        idx = Index.for_vault(vault)
+        self.max_bytes = idx.max_bytes
+        self.files = idx.catalog()["files"]
+        self._texts: dict[str, str] = {}
 
-    def note(self, relpath: str):
-        if relpath not in self._notes:
+    def text(self, relpath: str) -> str:
+        if relpath not in self._texts:
             try:
-                self._notes[relpath] = note_mod.read_note(self.root / relpath, self.max_bytes)
+                with open(self.root / relpath, "rb") as f:
+                    data = f.read(self.max_bytes + 1)
+                self._texts[relpath] = "" if len(data) > self.max_bytes else note_mod.decode(data, relpath)[1]
             except (OSError, UnreadableNoteError):
-                self._notes[relpath] = None
-        return self._notes[relpath]
+                self._texts[relpath] = ""
+        return self._texts[relpath]
 
     def body(self, relpath: str, fields: dict) -> str:
-        n = self.note(relpath)
-        if n is None:
-            return ""
-        body = strip_sections(n.body)
-        if fields.get("type") == "session" and not n.error:
-            body = messages_mod.parse(body)[0]
-        return body
+        body = _body_of(self.text(relpath))
+        if fields.get("type") == "session":
+            cut = body.find(messages_mod.COMMENT_PREFIX)
+            if cut >= 0:  # the preamble ends at the first message's heading
+                body = body[: body.rfind("\n### ", 0, cut) + 1]
+        return strip_sections(body)
+
+    def session_info(self, relpath: str) -> dict:
+        rec = self.files.get(relpath)
+        return rec[4] if rec else {}
 
     def message(self, relpath: str, msg_id: str) -> str:
-        if relpath not in self._messages:
-            n = self.note(relpath)
-            msgs = messages_mod.parse(n.body)[1] if n is not None else []
-            self._messages[relpath] = {m.id: m.content for m in msgs}
-        return strip_sections(self._messages[relpath].get(msg_id, ""))
+        """One message's content, found by its id without parsing the whole session."""
+        text = self.text(relpath)
+        key = messages_mod.COMMENT_PREFIX + '{"id": ' + json.dumps(msg_id)
+        at = text.find(key)
+        if at < 0:  # written by another tool with other JSON spacing: parse it all
+            for m in messages_mod.parse(_body_of(text))[1]:
+                if m.id == msg_id:
+                    return strip_sections(m.content)
+            return ""
+        start = text.rfind("\n", 0, max(0, text.rfind("\n", 0, at))) + 1
+        nxt = text.find("\n" + messages_mod.COMMENT_PREFIX, at + len(key))
+        end = text.rfind("\n", 0, nxt) + 1 if nxt >= 0 else len(text)
+        for m in messages_mod.parse(text[start:end])[1]:
+            return strip_sections(m.content)
+        return ""
 
 
 def _lead(text: str, chars: int = SNIPPET_CHARS) -> str:
@@ -157,11 +188,11 @@ def _lead(text: str, chars: int = SNIPPET_CHARS) -> str:
     return flat if len(flat) <= chars else flat[:chars].rsplit(" ", 1)[0] + " …"
 
 
-def _hit(raw, idx: Index, texts: _Texts | None) -> SearchHit:
+def _hit(raw, idx: Index, texts: _Texts, snippets: bool = True) -> SearchHit:
     f = raw.fields
-    doc = f.get("doc", "note")
+    doc = "message" if f.get("type") == "message" else "note"
     snippet = ""
-    if texts is not None:
+    if snippets:
         text = (texts.message(f["path"], f.get("msg", "")) if doc == "message"
                 else texts.body(f["path"], f))
         snippet = idx.highlight(text, raw.terms, chars=SNIPPET_CHARS) if raw.terms else ""
@@ -180,13 +211,15 @@ def _hit(raw, idx: Index, texts: _Texts | None) -> SearchHit:
         tags=tags,
         kind=f.get("kind"),
         instance=f.get("instance"),
-        created=_utc(f.get("created")),
-        updated=_utc(f.get("updated")),
+        created=_utc(f.get("created_at")),
+        updated=_utc(f.get("updated_at")),
         flags=(f.get("flags") or "").split(),
     )
     if doc == "message":
-        hit.session = f.get("session")
-        hit.session_title = f.get("session_title")
+        info = texts.session_info(f["path"])
+        hit.session = info.get("id") or f["path"].rsplit("/", 1)[-1][:-3]
+        hit.session_title = info.get("title")
+        hit.tags = list(info.get("tags") or [])
         hit.title = hit.session_title or hit.session or ""
         hit.message_id = f.get("msg")
         hit.role = f.get("role")
@@ -220,8 +253,8 @@ def search(vault, query: str, types: Iterable[str] | None = None, sessions: bool
         note_types = ["-none-"]
     raws = idx.search(q, types=note_types, messages=messages, tags=tags,
                       instances=instances, limit=limit)
-    texts = _Texts(vault) if snippets else None
-    return SearchResults((_hit(r, idx, texts) for r in raws), query, report)
+    texts = _Texts(vault)
+    return SearchResults((_hit(r, idx, texts, snippets) for r in raws), query, report)
 
 
 def recall(vault, query: str, limit: int = 10, half_life_days: float = 30.0,
@@ -292,7 +325,7 @@ def find_similar(vault, text_or_path: str, limit: int = 10, threshold: float = 0
     texts = _Texts(vault)
     hits = []
     for raw in raws:
-        if raw.fields.get("path") == source and raw.fields.get("doc") == "note":
+        if raw.fields.get("path") == source and raw.fields.get("type") != "message":
             continue
         share = sum(weight.get(t, 0.0) for t in raw.terms) / total
         if share < threshold:

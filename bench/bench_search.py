@@ -1,0 +1,260 @@
+"""Search benchmark: cold index, query latency, freshness, memory; baselines in the same run.
+
+    python bench/generate.py medium /tmp/vault-medium
+    python bench/bench_search.py /tmp/vault-medium            # planted words from /tmp/vault-medium.planted.json
+    python bench/bench_search.py --generate small /tmp/vault-small
+
+Reports, on one vault in one run:
+  * cold index time of mirrorfs, and its ratio to (a) reading and parsing every
+    file (the floor) and (b) a plain single-process Whoosh writer with the
+    default StemmingAnalyzer on the same documents (the naive baseline);
+  * search p50/p99 over a few hundred queries (planted words, topic words,
+    pairs and phrases), with and without the freshness pass, and the ratio to
+    ripgrep (`rg -l -i -w -F`) scanning the vault for the same words;
+  * reconcile time of an unchanged vault; time from one changed note to its
+    search result; peak memory (this process, and the worker processes);
+  * whether every planted word is found in the right file (and message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import whoosh  # noqa: E402
+
+from mirrorfs import index as index_mod  # noqa: E402
+from mirrorfs import messages as messages_mod  # noqa: E402
+from mirrorfs import note as note_mod  # noqa: E402
+from mirrorfs import search as search_mod  # noqa: E402
+
+
+class BenchVault:
+    """What mirrorfs.search needs of a Vault, so that the benchmark does not
+    depend on Vault.open writing device files; the index is the real one."""
+
+    def __init__(self, root: Path, state_dir: Path):
+        import yaml
+
+        self.root = root
+        self.config = yaml.safe_load((root / ".mirrorfs" / "config.yaml").read_text())
+        self.id = str(self.config["vault_id"])
+        self.state_dir = state_dir
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, int(round(p / 100 * (len(values) - 1)))))
+    return values[k]
+
+
+def ms(x: float) -> str:
+    return f"{x * 1000:.2f} ms"
+
+
+def floor_parse(root: Path, relpaths: list[str]) -> tuple[float, int]:
+    """Read and parse every file with mirrorfs's own parsers: the floor."""
+    t0 = time.perf_counter()
+    n = 0
+    for rp in relpaths:
+        try:
+            data = (root / rp).read_bytes()
+            note = note_mod.parse(data, rp)
+        except Exception:
+            continue
+        n += 1
+        if note.meta.get("type") == "session":
+            messages_mod.parse(note.body)
+    return time.perf_counter() - t0, n
+
+
+def naive(root: Path, relpaths: list[str], out: str) -> float:
+    """Parse + one default Whoosh writer (StemmingAnalyzer), same documents."""
+    def docs():
+        for rp in relpaths:
+            try:
+                _, data = index_mod.read_file(str(root), rp, index_mod.DEFAULT_MAX_BYTES)
+                yield from index_mod.file_documents(rp, data).docs
+            except Exception:
+                continue
+
+    t0 = time.perf_counter()
+    index_mod.naive_build(out, docs())
+    return time.perf_counter() - t0
+
+
+def rg_time(root: Path, word: str) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(["rg", "-l", "-i", "-w", "-F", "--no-messages", word, str(root)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("vault", type=Path)
+    ap.add_argument("--generate", choices=("tiny", "small", "medium", "large"),
+                    help="Generate the vault first (it must not exist).")
+    ap.add_argument("--planted", type=Path, help="Planted-word manifest (default: VAULT.planted.json).")
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--rg-queries", type=int, default=40)
+    ap.add_argument("--skip-naive", action="store_true", help="Skip the naive baseline (large vaults).")
+    ap.add_argument("--procs", type=int, default=None)
+    ap.add_argument("--json", type=Path, help="Also write the figures here.")
+    args = ap.parse_args(argv)
+
+    root = args.vault.resolve()
+    planted_path = args.planted or root.parent / f"{root.name}.planted.json"
+    if args.generate:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import generate
+
+        t0 = time.perf_counter()
+        manifest = generate.generate(root, **generate.SIZES[args.generate])
+        planted_path.write_text(json.dumps(manifest))
+        print(f"generated {args.generate} vault in {time.perf_counter() - t0:.1f} s")
+    manifest = json.loads(planted_path.read_text()) if planted_path.exists() else {}
+    figures: dict = {"engine": index_mod.ENGINE, "python": sys.version.split()[0],
+                     "cpus": os.cpu_count()}
+
+    work = Path(tempfile.mkdtemp(prefix="mirrorfs-bench-"))
+    try:
+        scan = index_mod.scan(root)
+        relpaths = sorted(scan.files)
+        size_mb = sum(st[1] for st in scan.files.values()) / 2**20
+        print(f"vault {root}: {len(relpaths)} files, {size_mb:.1f} MB; {figures['engine']}, "
+              f"Python {figures['python']}, {figures['cpus']} CPUs")
+        os.sync()
+        for rp in relpaths:  # warm the page cache so every contender reads from memory
+            (root / rp).read_bytes()
+
+        t_floor, nfiles = floor_parse(root, relpaths)
+        print(f"(a) read + parse every file:   {t_floor:8.2f} s")
+        if not args.skip_naive:
+            naive_dir = work / "naive"
+            naive_dir.mkdir()
+            t_naive = naive(root, relpaths, str(naive_dir))
+            print(f"(b) naive Whoosh writer:       {t_naive:8.2f} s")
+            shutil.rmtree(naive_dir)
+        vault = BenchVault(root, work / "state")
+        idx = index_mod.Index.for_vault(vault)
+        t0 = time.perf_counter()
+        report = idx.rebuild(procs=args.procs)
+        t_cold = time.perf_counter() - t0
+        print(f"mirrorfs cold index:           {t_cold:8.2f} s   "
+              f"= {t_cold / t_floor:.2f}x the floor (a)"
+              + ("" if args.skip_naive else f", {t_naive / t_cold:.2f}x faster than naive (b)"))
+        figures.update(files=len(relpaths), size_mb=round(size_mb, 1), floor_s=round(t_floor, 2),
+                       cold_s=round(t_cold, 2), cold_over_floor=round(t_cold / t_floor, 2),
+                       index_mb=round(idx.size_bytes() / 2**20, 1), warnings=len(report.warnings))
+        if not args.skip_naive:
+            figures.update(naive_s=round(t_naive, 2), naive_over_cold=round(t_naive / t_cold, 2))
+        docs, _ = idx.doc_count()
+        print(f"  {docs} documents, index {figures['index_mb']} MB, {len(report.warnings)} warnings")
+
+        # Recall of planted words.
+        missing = []
+        for word, where in manifest.items():
+            hits = search_mod.search(vault, word, limit=10, snippets=False, reconcile=False)
+            if not any(h.path == where["path"] and h.message_id == where.get("message") for h in hits):
+                missing.append(word)
+        print(f"planted words found:           {len(manifest) - len(missing)}/{len(manifest)}")
+        figures.update(planted=len(manifest), planted_missing=len(missing))
+
+        # Query latency.
+        rng = random.Random(1)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import generate
+
+        topic = generate.TOPIC_WORDS
+        queries = rng.sample(sorted(manifest), min(len(manifest), args.queries // 3))
+        while len(queries) < args.queries:
+            r = rng.random()
+            if r < 0.4:
+                queries.append(rng.choice(topic))
+            elif r < 0.7:
+                queries.append(f"{rng.choice(topic)} {rng.choice(topic)}")
+            elif r < 0.85:
+                queries.append(f'"{rng.choice(topic)} {rng.choice(topic)}" OR {rng.choice(topic)}')
+            else:
+                queries.append(f"{rng.choice(topic)} type:memory")
+        search_mod.search(vault, "warm up", reconcile=False)
+        fresh, full = [], []
+        for q in queries:
+            t0 = time.perf_counter()
+            search_mod.search(vault, q, limit=20, reconcile=False)
+            fresh.append(time.perf_counter() - t0)
+        for q in queries[: max(20, len(queries) // 5)]:
+            t0 = time.perf_counter()
+            search_mod.search(vault, q, limit=20)
+            full.append(time.perf_counter() - t0)
+        p50, p99 = pct(fresh, 50), pct(fresh, 99)
+        print(f"search (index fresh, top 20 with snippets): p50 {ms(p50)}  p99 {ms(p99)}  "
+              f"over {len(fresh)} queries")
+        print(f"search incl. freshness pass:   p50 {ms(pct(full, 50))}  p99 {ms(pct(full, 99))}")
+        words = [q for q in queries if " " not in q][: args.rg_queries]
+        rg = [rg_time(root, w) for w in words]
+        single = []
+        for w in words:
+            t0 = time.perf_counter()
+            search_mod.search(vault, w, limit=20, reconcile=False)
+            single.append(time.perf_counter() - t0)
+        rg50, one50 = pct(rg, 50), pct(single, 50)
+        print(f"rg on the same {len(words)} words: p50 {ms(rg50)}  -> search is {rg50 / one50:.1f}x faster"
+              f" (with freshness pass: {rg50 / pct(full, 50):.1f}x)")
+        figures.update(search_p50_ms=round(p50 * 1000, 2), search_p99_ms=round(p99 * 1000, 2),
+                       search_full_p50_ms=round(pct(full, 50) * 1000, 2),
+                       search_full_p99_ms=round(pct(full, 99) * 1000, 2),
+                       rg_p50_ms=round(rg50 * 1000, 2), rg_over_search=round(rg50 / one50, 1),
+                       rg_over_search_full=round(rg50 / pct(full, 50), 1))
+
+        # Freshness.
+        rec = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            r = idx.reconcile()
+            rec.append(time.perf_counter() - t0)
+            assert not r.changes
+        print(f"reconcile, unchanged vault:    median {ms(statistics.median(rec))}")
+        lat = []
+        target = next(rp for rp in relpaths if rp.startswith("memory/"))
+        original = (root / target).read_bytes()
+        try:
+            for i in range(5):
+                word = f"zzfresh{i}word"
+                (root / target).write_bytes(original + f"\n{word}\n".encode())
+                t0 = time.perf_counter()
+                hits = search_mod.search(vault, word)
+                lat.append(time.perf_counter() - t0)
+                assert [h.path for h in hits] == [target], hits
+        finally:
+            (root / target).write_bytes(original)
+            idx.reconcile()
+        print(f"one changed note -> found:     median {ms(statistics.median(lat))}")
+        figures.update(reconcile_ms=round(statistics.median(rec) * 1000, 2),
+                       change_to_result_ms=round(statistics.median(lat) * 1000, 2))
+        self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        kids_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"peak memory: this process {self_mb:.0f} MB, largest worker {kids_mb:.0f} MB")
+        figures.update(peak_mb=round(self_mb), worker_peak_mb=round(kids_mb))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+    return 1 if figures.get("planted_missing") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
