@@ -70,6 +70,7 @@ class SyncthingError(AssertionError):
 
 
 INSTALL_SCRIPT = Path(__file__).resolve().parent.parent / ".ci" / "install-syncthing"
+_install_failure: str | None = None
 
 
 def syncthing_binary(install: bool = True) -> str:
@@ -77,14 +78,18 @@ def syncthing_binary(install: bool = True) -> str:
 
     Fails (never skips) when it is still missing.
     """
+    global _install_failure
     path = shutil.which("syncthing")
+    if path is None and _install_failure is not None:
+        raise SyncthingError(_install_failure)  # one apt-get attempt per test session
     if path is None and install and INSTALL_SCRIPT.exists():
         out = subprocess.run([str(INSTALL_SCRIPT)], stdin=subprocess.DEVNULL,
                              capture_output=True, text=True, timeout=900)
         path = shutil.which("syncthing")
         if path is None:
-            raise SyncthingError(f"syncthing is not installed and {INSTALL_SCRIPT} failed "
-                                 f"({out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+            _install_failure = (f"syncthing is not installed and {INSTALL_SCRIPT} failed "
+                                f"({out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+            raise SyncthingError(_install_failure)
     if path is None:
         raise SyncthingError(f"syncthing is not installed or not on PATH: {INSTALL_HINT}")
     return path
