@@ -1,0 +1,86 @@
+"""CLI commands for sync-conflict copies; mirrorfs/cli.py imports this module at its end."""
+
+from __future__ import annotations
+
+import click
+
+from mirrorfs import conflicts as api
+from mirrorfs.cli import cli, json_option, output, pass_vault
+
+
+@cli.group("conflicts")
+def conflicts() -> None:
+    """Conflict copies made by Syncthing, Dropbox, Nextcloud or Obsidian Sync.
+
+    mirrorfs merges a copy by itself when the merge is certain; the rest wait
+    here for a person. "mine" is the note the sync tool kept under its name,
+    "theirs" is the conflict copy.
+
+    \b
+    Examples:
+      mirrorfs conflicts list
+      mirrorfs conflicts show "memory/tea.sync-conflict-20261121-100412-ABCDEF7.md"
+      mirrorfs conflicts resolve memory/tea.md --keep both
+      mirrorfs conflicts merge
+    """
+
+
+def _list_text(items: list[api.OpenConflict]) -> str:
+    if not items:
+        return "no open conflicts"
+    lines = []
+    for c in items:
+        lines.append(f"{c.original}  <-  {c.copy}  [{c.tool}]")
+        lines.append(f"    {c.reason}")
+    return "\n".join(lines)
+
+
+@conflicts.command("list")
+@json_option
+@pass_vault
+def list_cmd(vault, as_json: bool) -> None:
+    """Conflict copies waiting for a person, and copies not merged yet."""
+    items = api.list_open(vault)
+    output([c.to_dict() for c in items], as_json, lambda _: _list_text(items))
+
+
+@conflicts.command("show")
+@click.argument("path")
+@json_option
+@pass_vault
+def show_cmd(vault, path: str, as_json: bool) -> None:
+    """Show both sides of a conflict as a diff (PATH: the copy, or its note)."""
+    view = api.show(vault, path)
+
+    def text(_) -> str:
+        head = f"{view.original} (mine)  vs  {view.copy} (theirs, {view.tool})\n{view.reason}\n"
+        return head + view.diff.rstrip("\n")
+
+    output(view.to_dict(), as_json, text)
+
+
+@conflicts.command("resolve")
+@click.argument("path")
+@click.option(
+    "--keep", type=click.Choice(api.KEEP), required=True,
+    help="mine: the note as the sync tool kept it; theirs: the conflict copy; "
+    "both: the note with the copy's text in a section below it.",
+)
+@json_option
+@pass_vault
+def resolve_cmd(vault, path: str, keep: str, as_json: bool) -> None:
+    """Settle a conflict (PATH: the copy, or its note). Replaced text goes to the trash."""
+    result = api.resolve(vault, path, keep)
+    output(result.to_dict(), as_json, lambda _: result.summary())
+
+
+@conflicts.command("merge")
+@json_option
+@pass_vault
+def merge_cmd(vault, as_json: bool) -> None:
+    """Merge every conflict copy in the vault now (what the watcher does as they arrive)."""
+    results = api.merge_all(vault)
+    output(
+        [r.to_dict() for r in results], as_json,
+        lambda _: "\n".join(r.summary() for r in results) or "no conflict copies",
+    )
