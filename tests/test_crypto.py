@@ -107,6 +107,7 @@ def test_known_answer_vector_matches_mirrorfs_and_node():
                    "iv": base64.b64encode(KAT_IV).decode()}],
     })
     assert node["sections"] == [KAT_SECTION]
+    assert KAT_SECTION in (REPO / "docs" / "format.md").read_text(encoding="utf-8")
 
 
 def test_mirrorfs_sections_open_in_node(keyring):
