@@ -48,7 +48,7 @@ from mirrorfs import ignore
 from mirrorfs.crypto import strip_sections  # ciphertext must never become search terms
 from mirrorfs import messages as messages_mod
 from mirrorfs import note as note_mod
-from mirrorfs.errors import QueryError, SearchIndexError, UnreadableNoteError
+from mirrorfs.errors import MirrorfsError, QueryError, SearchIndexError, UnreadableNoteError
 
 log = logging.getLogger(__name__)
 
@@ -666,7 +666,10 @@ class Index:
         if (catalog.get("schema") != SCHEMA_VERSION or catalog.get("engine") != ENGINE
                 or catalog.get("vault_id") != self.vault_id):
             return None
-        if not windex.exists_in(str(gen_dir)):
+        try:  # a TOC is there; whether it opens is found out on use (see _run)
+            if not any(n.endswith(".toc") for n in os.listdir(gen_dir)):
+                return None
+        except OSError:
             return None
         return name, catalog
 
@@ -746,7 +749,14 @@ class Index:
             live = self._live()
             if live is None:
                 return self._rebuild_locked(None)
-            self._apply(live[0], live[1], found, report)
+            try:
+                self._apply(live[0], live[1], found, report)
+            except (MirrorfsError, OSError):
+                raise
+            except Exception as exc:  # a damaged segment or TOC: start over
+                log.warning("search index %s is damaged (%s); rebuilding", live[0], exc)
+                self.close()
+                return self._rebuild_locked(None)
         finally:
             lock.release()
         report.warnings += self._scan_warnings(found)
@@ -833,11 +843,12 @@ class Index:
     # -- rebuilding --------------------------------------------------------
 
     def rebuild(self, progress: ProgressFn | None = None, procs: int | None = None,
-                if_unusable: bool = False) -> ReconcileReport:
+                if_unusable: bool = False, if_current: str | None = None) -> ReconcileReport:
         """Index the whole vault into a new generation, then switch to it.
 
-        Waits for another process's writer. With *if_unusable*, does nothing
-        when another process made the index usable while we waited.
+        Waits for another process's writer. With *if_unusable*, only reconciles
+        when another process made the index usable while we waited; with
+        *if_current*, only rebuilds if that generation is still the live one.
         """
         lock = self.layout.lock()
         try:
@@ -847,11 +858,17 @@ class Index:
                 f"the index at {self.layout.dir} is held by another process; try again later"
             ) from None
         try:
-            if if_unusable and self._live() is not None:
+            live = self._live()
+            replaced = if_current is not None and self.layout.current_name() != if_current
+            if live is not None and (if_unusable or replaced):
                 report = ReconcileReport()
-                live = self._live()
-                self._apply(live[0], live[1], scan(self.root), report)
-                return report
+                try:
+                    self._apply(live[0], live[1], scan(self.root), report)
+                    return report
+                except (MirrorfsError, OSError):
+                    raise
+                except Exception as exc:  # damaged: fall through to a rebuild
+                    log.warning("search index %s is damaged (%s); rebuilding", live[0], exc)
             return self._rebuild_locked(progress, procs)
         finally:
             lock.release()
@@ -920,20 +937,29 @@ class Index:
         return self._run(lambda s: s.search(q, limit=limit, filter=filt, terms=terms))
 
     def _run(self, fn):
-        for attempt in (0, 1):
+        for attempt in (0, 1, 2):
+            failing = self.layout.current_name()
             try:
                 s = self._open_searcher()
                 results = fn(s)
                 return [_raw(h) for h in results]
-            except (QueryError, SearchIndexError):
+            except QueryError:
                 raise
             except Exception as exc:
-                # Segments removed under us (a merge or a rebuild elsewhere) or a
-                # damaged file: reopen once; a second failure means corruption.
+                # Segments removed under us (a merge or a rebuild elsewhere):
+                # reopen once. A second failure means damage: rebuild, unless
+                # another process already replaced the generation.
                 self.close()
-                if attempt:
-                    raise SearchIndexError(f"the search index is damaged: {exc}") from exc
+                if attempt == 1:
+                    self.recover(failing, exc)
+                elif attempt == 2:
+                    raise SearchIndexError(f"the search index cannot answer: {exc}") from exc
         raise AssertionError("unreachable")
+
+    def recover(self, failing: str | None, exc: BaseException) -> ReconcileReport:
+        """Rebuild after the generation *failing* turned out damaged."""
+        log.warning("search index %s is damaged (%s); rebuilding", failing, exc)
+        return self.rebuild(if_current=failing or "")
 
     def key_terms(self, text: str, numterms: int = 12) -> list[tuple[str, float]]:
         """The most characteristic terms of *text* against the whole index."""
@@ -1014,14 +1040,19 @@ def highlight(text: str, terms: Iterable[str], top: int = 2, chars: int = 180) -
             lo -= 1
         while hi < len(text) and not text[hi].isspace() and hi - lo < chars + 60:
             hi += 1
-        pieces, pos = [], lo
-        last_end = lo
+        marks: list[list[int]] = []
         for s, e, _ in spans:
-            if s < lo or e > hi or s < last_end:
+            if s < lo or e > hi:
                 continue
+            if marks and s <= marks[-1][1]:  # overlapping CJK bigrams: one mark
+                marks[-1][1] = max(marks[-1][1], e)
+            else:
+                marks.append([s, e])
+        pieces, pos = [], lo
+        for s, e in marks:
             pieces.append(text[pos:s])
             pieces.append("**" + text[s:e] + "**")
-            pos = last_end = e
+            pos = e
         pieces.append(text[pos:hi])
         snippet = "".join(pieces).strip()
         out.append(("… " if lo > 0 else "") + snippet + (" …" if hi < len(text) else ""))
