@@ -357,19 +357,17 @@ def merge_text(base: str | None, mine: str, theirs: str, newline: str = "\n") ->
         if _is_subsequence(a, b):
             return theirs, 0
         return mine, 1
-    import merge3  # only merges need it
-
     # A last line without its line ending must still equal the same line with one.
     a, b, z = (_end_lines(x, newline) for x in (a, b, base.splitlines(keepends=True)))
     out: list[str] = []
     conflicts = 0
-    for group in merge3.Merge3(z, a, b).merge_groups():
-        if group[0] != "conflict":
-            out += group[1]
-            continue
-        _, zs, xs, ys = group
-        if not zs:
-            out += _union(list(xs), list(ys))
+    for zs, xs, ys in _diff3(z, a, b):
+        if xs == zs:
+            out += ys  # changed on their side only (or nowhere)
+        elif ys == zs or xs == ys:
+            out += xs  # changed on our side only, or the same way on both
+        elif not zs:
+            out += _union(xs, ys)  # both inserted at the same place: keep both
         else:
             conflicts += 1
             out += xs
@@ -377,6 +375,41 @@ def merge_text(base: str | None, mine: str, theirs: str, newline: str = "\n") ->
     if not mine.endswith("\n") and not theirs.endswith("\n") and text.endswith(newline):
         text = text[: -len(newline)]
     return text, conflicts
+
+
+def _matches(base: list[str], side: list[str]) -> list[tuple[int, int, int]]:
+    return difflib.SequenceMatcher(None, base, side, autojunk=False).get_matching_blocks()
+
+
+def _diff3(base: list[str], a: list[str], b: list[str]) -> Iterable[tuple[list[str], list[str], list[str]]]:
+    """Chunks (base, a, b) of a three-way diff, in order (the classic diff3).
+
+    Lines of the base that both sides kept unchanged ("sync regions", where
+    the base-to-a and base-to-b matches overlap) anchor the alignment; the
+    chunks between them are what either side changed. A sync region comes out
+    as a chunk with all three parts equal.
+    """
+    ma, mb = _matches(base, a), _matches(base, b)
+    syncs: list[tuple[int, int, int, int]] = []  # (base start, a start, b start, length)
+    i = j = 0
+    while i < len(ma) and j < len(mb):
+        za, xa, na = ma[i]
+        zb, yb, nb = mb[j]
+        start, end = max(za, zb), min(za + na, zb + nb)
+        if start < end:
+            syncs.append((start, xa + start - za, yb + start - zb, end - start))
+        if za + na < zb + nb:
+            i += 1
+        else:
+            j += 1
+    syncs.append((len(base), len(a), len(b), 0))
+    z0 = x0 = y0 = 0
+    for zs, xs, ys, n in syncs:
+        if zs > z0 or xs > x0 or ys > y0:
+            yield base[z0:zs], a[x0:xs], b[y0:ys]
+        if n:
+            yield base[zs:zs + n], a[xs:xs + n], b[ys:ys + n]
+        z0, x0, y0 = zs + n, xs + n, ys + n
 
 
 def _end_lines(lines: list[str], newline: str) -> list[str]:
