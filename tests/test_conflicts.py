@@ -387,6 +387,45 @@ def test_both_sides_appending_keeps_both_additions(vault):
     assert trash_files(vault) == {}  # nothing was dropped, nothing needed keeping
 
 
+def test_uncertain_base_keeps_both_and_a_wrong_base_loses_nothing(vault):
+    # laptop: B -> L1 (adds a line) -> L2 (edits another); phone: B -> P.
+    # P won the sync; the copy holds L2. The true common base is B.
+    base = MEMORY
+    l1 = edited(base, "Green tea in spring.", "Green tea in spring.\nWhite tea on holidays.")
+    l2 = edited(l1, "- Never sugar.", "- Never sugar, ever.")
+    p = edited(base, "Prefers tea over coffee before noon.", "Prefers tea over coffee all day.")
+    rel, copy = "memory/tea.md", f"memory/tea{ST}.md"
+    for version in (base, l1, l2, p):  # all that this device saw
+        snapshots.remember(vault, rel, version.encode())
+    write(vault, rel, p)
+    write(vault, copy, l2)
+    result = conflicts.merge_conflict(vault, copy)
+    # Against L1 the merge would drop "White tea on holidays."; against B it
+    # keeps it: the base is uncertain, so a person decides.
+    assert result.status == KEPT_BOTH and result.conflict == "base_uncertain"
+    assert read(vault, rel) == p.encode() and read(vault, copy) == l2.encode()
+    # A device that only ever saw L1 merges against it, and the line the merge
+    # drops is in the trash.
+    rel2, copy2 = "memory/tea2.md", f"memory/tea2{ST}.md"
+    snapshots.remember(vault, rel2, l1.encode())
+    write(vault, rel2, p)
+    write(vault, copy2, l2)
+    result = conflicts.merge_conflict(vault, copy2)
+    assert result.status == MERGED and result.trashed
+    assert "White tea on holidays." not in read(vault, rel2).decode()
+    assert_nothing_lost(vault, [p.encode(), l2.encode()], copy2, rel2)
+
+
+def test_list_open_shows_copies_not_merged_yet(vault):
+    write(vault, "memory/tea.md", MEMORY)
+    write(vault, f"memory/tea{ST}.md", MEMORY + "more\n")
+    [item] = conflicts.list_open(vault)
+    assert (item.status, item.copy, item.to_dict()["path"]) == ("pending", f"memory/tea{ST}.md", f"memory/tea{ST}.md")
+    assert conflicts.list_open(vault, scan=False) == []
+    (vault.root / f"memory/tea{ST}.md").unlink()
+    assert conflicts.list_open(vault) == []
+
+
 def test_crlf_bom_note_merges_byte_faithfully(vault):
     rel, copy = "notes/Plain note.md", "notes/Plain note (conflicted copy 2026-11-21 101512).md"
     base = "\ufeff# Plain note\r\nfirst line\r\nsecond line\r\nthird line\r\n"
