@@ -869,27 +869,31 @@ def seal_text(text: str, keyring: Keyring, salt: bytes, *, previous: str | None 
 
     With ``previous`` (the text as it was before a person edited a decrypted
     copy), a block whose plaintext, hint and visibility equal a section of
-    ``previous`` gets that section's exact bytes back, so unchanged secrets do
-    not churn. Raises MalformedSectionError for damaged blocks, before
-    anything is encrypted.
+    ``previous`` gets that section's exact bytes back (each at most once), so
+    unchanged secrets do not churn; old α/bare sections come back as v2.
+    Raises MalformedSectionError for damaged blocks, before anything is encrypted.
     """
     markers = find_seal_markers(text)
     if not markers:
         return text
     _check_salt(salt)
-    reuse: dict[tuple[str, str | None, bool], str] = {}
+    # Each old section is given back at most once: two blocks with the same text
+    # must not end up as two copies of one ciphertext (same IV under one key).
+    reuse: dict[tuple[str, str | None, bool], list[str]] = {}
     if previous is not None:
         for section in find_sections(previous):
-            if section.weak:
+            if section.weak:  # an old-form section comes back as v2: an upgrade, on purpose
                 continue
             try:
                 plain = decrypt_section(section, keyring)
             except CryptoError:
                 continue
-            reuse.setdefault((plain, section.hint, section.visible), previous[section.start:section.end])
+            reuse.setdefault((plain, section.hint, section.visible), []).append(
+                previous[section.start:section.end])
     spans = []
     for marker in markers:
-        again = reuse.get((marker.plaintext, marker.hint, marker.visible))
+        candidates = reuse.get((marker.plaintext, marker.hint, marker.visible))
+        again = candidates.pop(0) if candidates else None
         if again is None:
             again = encrypt_section(marker.plaintext, keyring, salt=salt, hint=marker.hint, visible=marker.visible)
         spans.append((marker.start, marker.end, again))

@@ -434,6 +434,10 @@ def test_unseal_then_seal_keeps_unchanged_sections_byte_identical(keyring):
     assert note[old[2].start:old[2].end] == resealed[new[2].start:new[2].end]
     assert crypto.decrypt_text(resealed, keyring) == crypto.decrypt_text(note, keyring).replace(
         "change me", "changed!")
+    # A copied block gets a fresh section: one old section is never given back twice.
+    copied = opened + "\n```secret hint: k\nkeep ``` me\nas is\n```\n"
+    twice = crypto.find_sections(crypto.seal_text(copied, keyring, SALT, previous=note))
+    assert len({s.payload for s in twice}) == 4
 
 
 def test_real_notes_hold_no_false_sections_or_markers():
