@@ -148,7 +148,10 @@ def parse_conflict_name(relpath: str | os.PathLike) -> ConflictName | None:
     the note at the end of the chain as its original; tool, device and time
     are those of the outermost name.
     """
-    path = Path(relpath).as_posix()
+    path = os.fspath(relpath)
+    if "onflict" not in path:  # the index asks about every file: stay cheap
+        return None
+    path = Path(path).as_posix()
     folder, _, name = path.rpartition("/")
     first = _match_name(name)
     if first is None:
