@@ -59,10 +59,11 @@ def _infos_text(infos) -> str:
 @click.option("--tag", "tags", multiple=True, help="Only notes/messages with this tag (repeatable).")
 @click.option("--instance", "instances", multiple=True, help="Only what this instance wrote (repeatable).")
 @click.option("--no-sessions", is_flag=True, help="Leave out session messages.")
+@click.option("--any", "any_word", is_flag=True, help="Match any of the words (default: all).")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
 @json_option
 @pass_vault
-def search_cmd(vault, query, types, tags, instances, no_sessions, limit, as_json):
+def search_cmd(vault, query, types, tags, instances, no_sessions, any_word, limit, as_json):
     """Full-text search over notes and session messages.
 
     \b
@@ -83,7 +84,7 @@ def search_cmd(vault, query, types, tags, instances, no_sessions, limit, as_json
     """
     results = search_api.search(vault, query, types=list(types) or None, sessions=not no_sessions,
                                 limit=limit, tags=list(tags) or None,
-                                instances=list(instances) or None)
+                                instances=list(instances) or None, any_word=any_word)
     _warn(results)
     output([h.to_dict() for h in results] if as_json else results, as_json, _hits_text)
 

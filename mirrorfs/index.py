@@ -249,6 +249,7 @@ QUERY_FIELDS = {
     "flag": "flags", "flags": "flags",
 }
 DEFAULT_FIELDS = ("title", "keywords", "aliases", "body")
+FIELD_BOOSTS = {"title": 3.0, "keywords": 2.0, "aliases": 2.0}
 
 
 # --------------------------------------------------------------------------
@@ -512,6 +513,13 @@ def scan(root: str | os.PathLike) -> Scan:
 # Generations, catalog and locking.
 
 
+def _weighting():
+    # BM25F. Length normalisation off for the short fields: messages have no
+    # title or tags, so those fields' average length over all documents is
+    # tiny and would make every real title look long.
+    return wscoring.BM25F(title_B=0.0, keywords_B=0.0, aliases_B=0.0)
+
+
 class _Layout:
     def __init__(self, state_dir: str | os.PathLike):
         self.dir = Path(state_dir) / "index"
@@ -687,7 +695,7 @@ class Index:
         ix = self._whoosh(live[0])
         s = self._searcher
         if s is None or s.ixreader is None:
-            s = ix.searcher(weighting=wscoring.BM25F())
+            s = ix.searcher(weighting=_weighting())
         elif not s.up_to_date():
             s = s.refresh()
         self._searcher = s
@@ -922,9 +930,9 @@ class Index:
 
     # -- querying ----------------------------------------------------------
 
-    def parse(self, text: str):
-        """A Whoosh query from mirrorfs query syntax (checked by mirrorfs.search)."""
-        return parse_query(text)
+    def parse(self, text: str, any_word: bool = False):
+        """A Whoosh query from mirrorfs query syntax (see parse_query)."""
+        return parse_query(text, any_word)
 
     def search(self, q, *, types: Iterable[str] | None = None, messages: bool = True,
                tags: Iterable[str] | None = None, instances: Iterable[str] | None = None,
@@ -1065,14 +1073,17 @@ def _ExpansionModel():
     return Bo1Model
 
 
-_PARSER = None
+_PARSERS: dict[bool, Any] = {}
 
 
-def _parser():
-    global _PARSER
-    if _PARSER is None:
+def _parser(any_word: bool = False):
+    if any_word not in _PARSERS:
         schema = make_schema()
-        parser = qparser.MultifieldParser(list(DEFAULT_FIELDS), schema, group=qparser.AndGroup)
+        # Query-side boosts: Whoosh applies a schema field_boost before BM25's
+        # saturation, where it is mostly lost; these multiply the field's score.
+        group = qparser.OrGroup.factory(0.9) if any_word else qparser.AndGroup
+        parser = qparser.MultifieldParser(list(DEFAULT_FIELDS), schema, group=group,
+                                          fieldboosts=FIELD_BOOSTS)
         aliases: dict[str, list[str]] = {}
         for name, target in QUERY_FIELDS.items():
             if name != target:
@@ -1081,8 +1092,8 @@ def _parser():
         parser.add_plugin(qparser.GtLtPlugin())
         # `+word`/`-word` are not part of mirrorfs syntax (a leading - is common in text).
         parser.remove_plugin_class(qparser.PlusMinusPlugin)
-        _PARSER = parser
-    return _PARSER
+        _PARSERS[any_word] = parser
+    return _PARSERS[any_word]
 
 
 def _errors(q) -> list[str]:
@@ -1272,11 +1283,14 @@ def _single_cjk_prefix(q):
     return q
 
 
-def parse_query(text: str):
-    """A Whoosh query from mirrorfs query syntax; QueryError when malformed."""
+def parse_query(text: str, any_word: bool = False):
+    """A Whoosh query from mirrorfs query syntax; QueryError when malformed.
+
+    Words without an operator must all match, or with *any_word* any of them
+    (documents matching more rank higher)."""
     cooked = preprocess(text)
     try:
-        q = _parser().parse(cooked)
+        q = _parser(any_word).parse(cooked)
     except QueryError:
         raise
     except Exception as exc:  # Whoosh's parser errors share no base class

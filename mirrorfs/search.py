@@ -234,17 +234,18 @@ def _hit(raw, idx: Index, texts: _Texts, snippets: bool = True) -> SearchHit:
 def search(vault, query: str, types: Iterable[str] | None = None, sessions: bool = True,
            limit: int | None = 20, tags: Iterable[str] | None = None,
            instances: Iterable[str] | None = None, snippets: bool = True,
-           reconcile: bool = True) -> SearchResults:
+           reconcile: bool = True, any_word: bool = False) -> SearchResults:
     """Search notes and session messages; see docs/search.md for the syntax.
 
     *types* keeps notes of those types (memory, session, soul, ...); message
     hits are kept when *sessions* is true and *types* is None or names
-    "session" or "message". Raises QueryError for a malformed query.
+    "session" or "message". Words must all match unless *any_word*.
+    Raises QueryError for a malformed query.
     """
     if limit is not None and limit < 1:
         raise InvalidValueError("limit must be at least 1")
     idx = Index.for_vault(vault)
-    q = idx.parse(query)  # a malformed query fails before any work
+    q = idx.parse(query, any_word)  # a malformed query fails before any work
     idx, report = _index(vault, reconcile=reconcile)
     types = [t.lower() for t in types] if types else None
     messages = sessions and (types is None or "session" in types or "message" in types)
@@ -261,13 +262,16 @@ def recall(vault, query: str, limit: int = 10, half_life_days: float = 30.0,
            recency_weight: float = 0.3, now: dt.datetime | None = None) -> SearchResults:
     """Memory notes for *query*, ranked by relevance plus recency.
 
+    Any word of the query may match (more matching words rank higher), as
+    suits a question in natural language.
+
     score = (1 - w) * bm25 / best_bm25 + w * 0.5 ** (age_days / half_life_days),
     with w = *recency_weight* and age from `updated` (else `created`).
     """
     if limit < 1:
         raise InvalidValueError("limit must be at least 1")
     pool = search(vault, query, types=["memory"], sessions=False, limit=max(50, limit * 5),
-                  snippets=False)
+                  snippets=False, any_word=True)
     now = now or dt.datetime.now(dt.timezone.utc)
     best = max((h.score for h in pool), default=0.0) or 1.0
     for h in pool:
