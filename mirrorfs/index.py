@@ -45,6 +45,7 @@ from whoosh.codec.whoosh3 import W3Codec
 from whoosh.writing import SegmentWriter
 
 from mirrorfs import ignore
+from mirrorfs.conflicts import conflict_original  # sync conflict copies are not notes
 from mirrorfs.crypto import strip_sections  # ciphertext must never become search terms
 from mirrorfs import messages as messages_mod
 from mirrorfs import note as note_mod
@@ -64,19 +65,6 @@ PARALLEL_MIN_FILES = 400
 QUERY_LOCK_WAIT = 2.0
 # How long anything waits for a writer when there is no usable index at all.
 REBUILD_LOCK_WAIT = 30 * 60.0
-
-try:  # sync conflict copies are not notes
-    from mirrorfs.conflicts import conflict_original
-except ImportError:  # until mirrorfs.conflicts lands
-    _CONFLICT = re.compile(
-        r"\.sync-conflict-\d{8}-\d{6}(-[A-Z0-9]{7})?|\(.*conflicted copy.*\)|\bConflicted copy\b",
-        re.I,
-    )
-
-    def conflict_original(relpath: str) -> str | None:
-        name = relpath.rsplit("/", 1)[-1]
-        return relpath if _CONFLICT.search(name) else None
-
 
 # --------------------------------------------------------------------------
 # Analysis: English words stemmed; CJK (and Thai) runs as overlapping bigrams.

@@ -371,3 +371,10 @@ def test_unreadable_folder_keeps_its_documents(world_tmp):
     assert sorted(data["first"]) == ["memory/a.md", "private/b.md"]
     assert sorted(data["then"]) == ["memory/a.md", "private/b.md"]
     assert any("private" in w for w in data["warnings"])
+
+
+def test_sync_conflict_copies_are_not_indexed(vault):
+    write(vault.root, "memory/a.md", note("Alpha", "The wombat digs."))
+    write(vault.root, "memory/a.sync-conflict-20261121-100412-ABCDEFG.md", note("Alpha", "The wombat digs too."))
+    write(vault.root, "memory/a (conflicted copy 2026-11-21 100412).md", note("Alpha", "The wombat digs."))
+    assert paths_of(search.search(vault, "wombat")) == ["memory/a.md"]
