@@ -207,17 +207,29 @@ class Watcher:
     """Watch a vault and deliver settled note changes in batches.
 
     ``on_changes(list[Change])`` is called from the watcher's own thread, one
-    call per batch of up to *max_batch* changes; if it raises, the error goes to
-    *on_error* and the same changes are offered again later. ``on_error(exc)``
-    receives :class:`WatchError` subclasses (or the callback's exception).
+    call per batch of up to *max_batch* changes, never concurrently. The known
+    hashes already include a batch while its callback runs; if the callback
+    raises, that is undone, the exception goes to *on_error* and the same
+    changes are offered again later (backing off up to 30 s). ``on_error(exc)``
+    receives :class:`WatchError` subclasses or the callback's exception, also
+    from the watcher's thread; without it they are logged.
 
     *known* seeds the hashes the caller already has (e.g. from its index): the
-    start-up scan then reports every difference as changes. Without it the
-    start-up scan only learns the vault silently.
+    start-up scan then reports every difference as changes, so a restart
+    reports what changed while no watcher ran. Without it the start-up scan
+    learns the vault silently. Either way :meth:`wait_ready` tells when it is
+    done. A Watcher is started once; stop it with :meth:`stop` or a ``with``.
 
-    *polling* uses watchdog's PollingObserver (network drives, sync folders) with
-    *poll_interval* seconds between snapshots. *settle* is how long a path must
-    be quiet before it is read.
+    Timing knobs (seconds): *settle*, how long a path must be quiet before it
+    is read; *write_hold*, how long a file still open for writing (inotify
+    only) is waited for; *delete_grace* and *empty_grace*, how long a missing
+    or empty note is given to come back (delete + create, truncate + write);
+    *max_latency*, the longest a constantly changing path is put off. With
+    *polling*, watchdog's PollingObserver takes a snapshot every
+    *poll_interval* and each delay grows by one interval. A path whose reads
+    keep differing is reported as last read after *max_attempts* looks. After
+    *burst_threshold* events the folders they touched are rescanned (stat,
+    then hash where stat differs) to catch events the kernel lost.
     """
 
     def __init__(
@@ -682,14 +694,11 @@ class Watcher:
         """Compare a folder on disk with what is known and mark what differs."""
         top = os.path.join(self.root, folder) if folder else self.root
         failed: list[str] = []
-        gone = False
 
         def on_error(exc: OSError) -> None:
-            nonlocal gone
             where = self._rel(exc.filename) if exc.filename else None
-            if where == folder and isinstance(exc, (FileNotFoundError, NotADirectoryError)) and folder:
-                gone = True
-                return
+            if isinstance(exc, (FileNotFoundError, NotADirectoryError)) and where:
+                return  # removed while we looked: its notes are simply not found
             failed.append(folder if where is None else where)
             self._report(WatchError(f"{exc.filename or top}: cannot list folder: {exc.strerror or exc}",
                                     path=where, cause=exc))
@@ -724,8 +733,6 @@ class Watcher:
                     self._mark(rel, now, silent=initial and not self._seeded, immediate=initial, found=True)
                     if initial:
                         self._initial.add(rel)
-            if folder and not gone and failed and folder in failed:
-                return  # the folder itself could not be listed: nothing is known missing
             for rel in list(self._known):
                 if rel in found or not _under(rel, folder):
                     continue
@@ -792,6 +799,9 @@ class Watcher:
 
         with self._cond:
             known = self._known
+            # New paths still waiting to be read may be where a deleted note went
+            # (a polling snapshot taken mid-rename sees it one poll later).
+            destinations_pending = any(rel not in known for rel in self._pending)
             for rel, p in batch:
                 r = reads[rel]
                 if r.state == "unstable":
@@ -841,6 +851,8 @@ class Watcher:
                         # A delete is often the first half of delete + create (Syncthing).
                         p.waited_delete = True
                         requeue.append((rel, p, now + self._delete_grace))
+                    elif destinations_pending and not flushing and now - p.first < self._max_latency:
+                        requeue.append((rel, p, now + self._settle))
                     elif p.silent:
                         self._forget(rel)
                     else:
@@ -987,7 +999,13 @@ class Watcher:
             return
         observer = self._observer
         emitters_alive = observer is not None and all(e.is_alive() for e in observer.emitters)
-        if (st.st_dev, st.st_ino) == self._root_id and not self._root_down and emitters_alive:
+        same = (st.st_dev, st.st_ino) == self._root_id
+        if same and not self._root_down and emitters_alive:
+            return
+        if not same and next(iter_note_paths(self.root, on_error=lambda exc: None), None) is None:
+            # An empty folder in the vault's place is what an unmounted drive leaves
+            # behind: adopting it would delete every note. Wait for the real one.
+            self._root_went_down()
             return
         # The folder is back, was replaced, or its watch died: watch it anew and reconcile.
         with self._cond:
