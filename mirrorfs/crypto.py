@@ -343,7 +343,7 @@ def _scan(text: str) -> list[Section | _Broken]:
     """Find sections the way Meld does (prefix … first matching suffix), in text order."""
     found: list[Section | _Broken] = []
     _line_of = _Lines(text)
-    pos = 0
+    pos = floor = 0
     while True:
         i = text.find(_LOCK, pos)
         if i < 0:
@@ -357,52 +357,42 @@ def _scan(text: str) -> list[Section | _Broken]:
         if version is None:
             pos = after
             continue
-        hidden = i >= 2 and text[i - 2:i] == "%%"
-        attempts = [(True, i - 2, _HIDDEN_SUFFIX)] if hidden else []
-        attempts.append((False, i, _VISIBLE_SUFFIX))
-        section = None
-        for is_hidden, start, suffix in attempts:
+        # The "%%" must not be the end of the previous section's " 🔐%%".
+        hidden = i - 2 >= floor and text[i - 2:i] == "%%"
+        start = i - 2 if hidden else i
+        item: Section | _Broken | None = None
+        # Meld pairs the hidden prefix with the hidden suffix; failing that, the
+        # visible prefix inside it (after the %%) with the visible suffix.
+        attempts = [(i - 2, _HIDDEN_SUFFIX)] if hidden else []
+        attempts.append((i, _VISIBLE_SUFFIX))
+        for begin, suffix in attempts:
             close = text.find(suffix, body)
-            if close < 0:
-                continue
-            parsed = _parse_content(text[body:close])
+            parsed = None if close < 0 else _parse_content(text[body:close])
             if parsed is None:
                 continue
             hint, payload = parsed
+            end = close + len(suffix)
             if _B64.fullmatch(payload) and (version > 0 or len(payload) >= 16):
-                section = (start, close + len(suffix), not is_hidden, hint, payload)
+                item = Section(len(found) + 1, _line_of(begin), begin, end, version,
+                               suffix == _VISIBLE_SUFFIX, hint, payload)
                 break
             if version > 0 and len(payload) >= 16 and not any(c.isspace() for c in payload):
-                found.append(_Broken(len(found) + 1, _line_of(start), start,
-                                     close + len(suffix), "its base64 text is damaged"))
-                section = False
-                pos = close + len(suffix)
+                item = _Broken(len(found) + 1, _line_of(begin), begin, end, "its base64 text is damaged")
                 break
-        if section is False:
-            continue
-        if section is not None:
-            start, end, visible, hint, payload = section
-            found.append(Section(len(found) + 1, _line_of(start), start, end,
-                                 version, visible, hint, payload))
-            pos = end
-            continue
-        # Not a section. For α/β prefixes followed by what is clearly a payload,
+        # Not a section: for α/β prefixes followed by what is clearly a payload,
         # the section is damaged; anything else is ordinary text with an emoji.
-        if version > 0 and _PAYLOAD_START.match(text, body):
-            start = i - 2 if hidden else i
-            close = text.find(_VISIBLE_SUFFIX, body)
-            if close < 0:
-                end = _PAYLOAD_START.match(text, body).end()
-                found.append(_Broken(len(found) + 1, _line_of(start), start, end,
-                                     "it is unterminated (no closing ' 🔐%%' or ' 🔐')"))
-                pos = end
+        if item is None and version > 0 and _PAYLOAD_START.match(text, body):
+            if text.find(_VISIBLE_SUFFIX, body) < 0:
+                item = _Broken(len(found) + 1, _line_of(start), start, _PAYLOAD_START.match(text, body).end(),
+                               "it is unterminated (no closing ' 🔐%%' or ' 🔐')")
             else:
-                end = _nested_end(text, body)
-                found.append(_Broken(len(found) + 1, _line_of(start), start, end,
-                                     "a section marker opens inside it (nested or unterminated section)"))
-                pos = end
+                item = _Broken(len(found) + 1, _line_of(start), start, _nested_end(text, body),
+                               "a section marker opens inside it (nested or unterminated section)")
+        if item is None:
+            pos = after
             continue
-        pos = after
+        found.append(item)
+        pos = floor = item.end
 
 
 _NEST_TOKENS = re.compile(r"(?:%%)?🔐[βα] | 🔐(?![βα] )(?:%%)?")

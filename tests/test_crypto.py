@@ -259,6 +259,40 @@ def test_unterminated_and_nested_sections(keyring):
     assert crypto.lock_placeholder(unterminated) == "# Note\n\nstart 🔒 [damaged encrypted section]\n\nmore text\n"
 
 
+def test_damaged_text_only_ever_raises_malformed(keyring):
+    import random
+
+    template = (
+        "Intro " + crypto.encrypt_section("alpha", keyring, salt=SALT, hint="h") + " mid\n"
+        + crypto.encrypt_section("beta", keyring, salt=SALT, visible=True) + "\n"
+        + MELD_ALPHA_1 + "\n" + MELD_OBSOLETE + "\n```secret hint: x\nclear\n```\n~~~\n```secret\n~~~\n"
+    )
+    pieces = ["%%", "🔐", "β ", "α ", " 🔐%%", " 🔐", "💡", "```", "```secret", "\n", " ", "A", "=", "!"]
+    rng = random.Random(5)
+    for _ in range(3000):
+        text = template
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(text) + 1)
+            if rng.random() < 0.5:
+                text = text[:at] + rng.choice(pieces) + text[at:]
+            else:
+                text = text[:at] + text[at + rng.randint(1, 12):]
+        for parse in (crypto.find_sections, crypto.find_seal_markers):
+            try:
+                parse(text)
+            except MalformedSectionError:
+                pass
+        crypto.lock_placeholder(text)
+        stripped = crypto.strip_sections(text)
+        # What the index gets holds no section payload and no secret block, damaged or not
+        # (the scanners' raw output lists damaged ones too).
+        for item in crypto._scan(text):
+            if isinstance(item, crypto.Section) and len(item.payload) >= 16:
+                assert item.payload not in stripped
+        for item in crypto._seal_scan(text):
+            assert text[item.start:item.end] not in stripped
+
+
 def test_text_that_merely_mentions_the_markers_is_not_a_section():
     text = (
         "Meld writes `%%🔐β <base64> 🔐%%`; the `🔐β ` prefix is the v2 one.\n"
