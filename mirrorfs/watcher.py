@@ -224,7 +224,9 @@ class Watcher:
     is read; *write_hold*, how long a file still open for writing (inotify
     only) is waited for; *delete_grace* and *empty_grace*, how long a missing
     or empty note is given to come back (delete + create, truncate + write);
-    *max_latency*, the longest a constantly changing path is put off. With
+    *max_latency*, the longest a constantly changing path is put off;
+    *batch_window*, how long due paths wait for others still settling, so that
+    a burst is delivered in few batches. With
     *polling*, watchdog's PollingObserver takes a snapshot every
     *poll_interval* and each delay grows by one interval. A path whose reads
     keep differing is reported as last read after *max_attempts* looks. After
@@ -246,6 +248,7 @@ class Watcher:
         delete_grace: float = 0.25,
         empty_grace: float = 0.3,
         max_latency: float = 5.0,
+        batch_window: float = 0.25,
         max_batch: int = 1000,
         max_attempts: int = 20,
         burst_threshold: int = 100,
@@ -261,6 +264,7 @@ class Watcher:
         self._delete_grace = delete_grace + (poll_interval if polling else 0.0)
         self._empty_grace = empty_grace + (poll_interval if polling else 0.0)
         self._max_latency = max_latency
+        self._batch_window = batch_window
         self._max_batch = max_batch
         self._max_attempts = max_attempts
         self._burst_threshold = burst_threshold
@@ -584,8 +588,8 @@ class Watcher:
                     break
                 if self._deferred_errors:
                     break
-                due, next_at = self._due_paths(now, limit=1)
-                if due:
+                ready_now, next_at = self._schedule(now)
+                if ready_now:
                     break
                 if (self._burst_events >= self._burst_threshold and not self._pending
                         and not self._scan_requests and not self._dir_moves):
@@ -635,7 +639,8 @@ class Watcher:
                 self._run_scans()
 
         with self._cond:
-            due, _ = self._due_paths(time.monotonic(), limit=self._max_batch)
+            ready_now, _ = self._schedule(time.monotonic())
+            due = self._due_paths(time.monotonic(), limit=self._max_batch) if ready_now else []
             batch = [(rel, self._pending.pop(rel)) for rel in due]
             for rel, _ in batch:
                 self._open_for_write.discard(rel)
@@ -644,21 +649,41 @@ class Watcher:
         self._check_initial_done()
         return True
 
-    def _due_paths(self, now: float, limit: int) -> tuple[list[str], float]:
-        due: list[str] = []
-        next_at = float("inf")
+    def _due_at(self, rel: str, p: _Pending) -> float:
+        at = max(p.last + self._settle, p.not_before)
+        if rel in self._open_for_write:
+            at = max(at, p.last + self._write_hold)
+        return min(at, max(p.first + self._max_latency, p.not_before))
+
+    def _schedule(self, now: float) -> tuple[bool, float]:
+        """Whether to process now, else when to look again.
+
+        While other paths are still settling (a bulk copy), due paths wait up to
+        *batch_window* so that they go out together: one index commit, not fifty.
+        """
+        due = 0
+        first_due = next_at = float("inf")
         for rel, p in self._pending.items():
-            at = max(p.last + self._settle, p.not_before)
-            if rel in self._open_for_write:
-                at = max(at, p.last + self._write_hold)
-            at = min(at, max(p.first + self._max_latency, p.not_before))
+            at = self._due_at(rel, p)
             if at <= now:
+                due += 1
+                first_due = min(first_due, at)
+            else:
+                next_at = min(next_at, at)
+        if not due:
+            return False, next_at
+        if due >= self._max_batch or next_at == float("inf") or now - first_due >= self._batch_window:
+            return True, now
+        return False, min(next_at, first_due + self._batch_window)
+
+    def _due_paths(self, now: float, limit: int) -> list[str]:
+        due: list[str] = []
+        for rel, p in self._pending.items():
+            if self._due_at(rel, p) <= now:
                 due.append(rel)
                 if len(due) >= limit:
                     break
-            elif at < next_at:
-                next_at = at
-        return due, next_at
+        return due
 
     def _check_initial_done(self) -> None:
         with self._cond:
