@@ -636,6 +636,7 @@ class Index:
         self._ix = None
         self._ix_gen: str | None = None
         self._searcher = None
+        self._searcher_catalog: dict | None = None
 
     @classmethod
     def for_vault(cls, vault) -> "Index":
@@ -681,13 +682,16 @@ class Index:
         if live is None:
             raise SearchIndexError("the index is missing")
         ix = self._whoosh(live[0])
-        s = self._searcher
-        if s is None or s.ixreader is None:
-            s = ix.searcher(weighting=_weighting())
-        elif not s.up_to_date():
-            s = s.refresh()
-        self._searcher = s
-        return s
+        # Every commit rewrites the catalog, so a new catalog object means a
+        # new index state (ours or another process's): reopen the searcher.
+        # This does not rely on Whoosh's up_to_date(), which whoosh-reloaded
+        # answers wrongly for a cached index object.
+        if self._searcher is None or self._searcher_catalog is not live[1]:
+            if self._searcher is not None:
+                self._searcher.close()
+            self._searcher = ix.searcher(weighting=_weighting())
+            self._searcher_catalog = live[1]
+        return self._searcher
 
     def close(self) -> None:
         if self._searcher is not None:
