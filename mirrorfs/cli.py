@@ -537,3 +537,8 @@ def demo(into: str | None) -> None:
 
 def main() -> None:  # pragma: no cover
     cli(prog_name="mirrorfs")
+
+
+# Commands of the other layers register themselves on `cli` when imported.
+from mirrorfs import cli_search  # noqa: E402,F401
+from mirrorfs import cli_conflicts  # noqa: E402,F401

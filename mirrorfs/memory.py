@@ -142,7 +142,7 @@ class Memory:
         else:  # pragma: no cover - a thousand notes with one title
             raise InvalidValueError(f"too many memory notes named {base}")
         rel = self.vault.relpath(path)
-        self.vault.touched(rel)
+        self.vault.touched(rel, "write")
         return MemoryNote(rel, notes.parse(data, rel))
 
     def paths(self) -> list[Path]:
@@ -232,7 +232,7 @@ class Memory:
             return self.vault.stamp(n, **properties)
 
         updated = self.vault.edit(full, change)
-        self.vault.touched(current.path)
+        self.vault.touched(current.path, "write")
         return MemoryNote(current.path, updated)
 
     def forget(self, ref: str, purge: bool = False) -> Path | None:

@@ -167,7 +167,7 @@ class Session:
 
         self.vault.store.update(self.path, append, append_only=True)
         if not self.ephemeral:
-            self.vault.touched(self.relpath)
+            self.vault.touched(self.relpath, "write")
         return msg
 
     def add_tag(self, tag: str) -> None:
@@ -231,6 +231,12 @@ class Session:
     def next(self) -> "Session | None":
         target = link_target(self.meta.get("next"))
         return self.vault.sessions.load(target) if target else None
+
+    def search(self, text: str, case_sensitive: bool = False) -> list:
+        """Messages of this session containing *text*."""
+        from mirrorfs import search
+
+        return search.session_search(self, text, case_sensitive=case_sensitive)
 
     def export(self, format: str = "markdown") -> str:
         """The session as json, markdown, txt or mirrordna (see docs/format.md)."""
@@ -321,8 +327,20 @@ class Sessions:
         if before is not None:
             before._edit(lambda n: n.set("next", wikilink(stem)))
         if not ephemeral:
-            self.vault.touched(session.relpath)
+            self.vault.touched(session.relpath, "write")
         return session
+
+    def by_tag(self, tag: str) -> list:
+        """Sessions carrying *tag* (from the index)."""
+        from mirrorfs import search
+
+        return search.by_tag(self.vault, tag)
+
+    def by_category(self, category: str) -> list:
+        """Sessions in *category* (from the index)."""
+        from mirrorfs import search
+
+        return search.by_category(self.vault, category)
 
     def paths(self) -> Iterator[Path]:
         if self.folder.is_dir():

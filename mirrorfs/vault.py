@@ -295,8 +295,43 @@ class Vault:
 
     # -- hooks filled in by the index and crypto layers -------------------
 
-    def touched(self, relpath: str) -> None:
+    def touched(self, relpath: str, action: str = "read") -> None:
         """Record that this device read or wrote a note (the working-memory log)."""
+        from mirrorfs import recent
+
+        recent.record_access(self, relpath, action)
+
+    # -- search (mirrorfs.search does the work; see docs/search.md) -------
+
+    def search(self, query: str, types=None, sessions: bool = True, limit: int | None = 20, **kwargs: Any):
+        """Full-text search over notes and session messages."""
+        from mirrorfs import search
+
+        return search.search(self, query, types=types, sessions=sessions, limit=limit, **kwargs)
+
+    def recall(self, query: str, limit: int = 10, **kwargs: Any):
+        """Memory notes relevant to *query*, recent ones first among equals."""
+        from mirrorfs import search
+
+        return search.recall(self, query, limit=limit, **kwargs)
+
+    def find_similar(self, text_or_path: str, limit: int = 10, threshold: float = 0.15, **kwargs: Any):
+        """Notes sharing the most characteristic terms with a note or a text."""
+        from mirrorfs import search
+
+        return search.find_similar(self, text_or_path, limit=limit, threshold=threshold, **kwargs)
+
+    def recent(self, limit: int = 10, types=None):
+        """The working memory: notes this device read or wrote lately."""
+        from mirrorfs import search
+
+        return search.recent(self, limit=limit, types=types)
+
+    def statistics(self) -> dict:
+        """Counts over the vault (sessions, messages, per instance, type, kind, tag...)."""
+        from mirrorfs import search
+
+        return search.statistics(self)
 
     def is_unlocked_for_sealing(self) -> bool:
         return self._keyring is not None
