@@ -18,7 +18,7 @@ import stat
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Callable, Iterable, Mapping, NamedTuple
 
@@ -85,7 +85,7 @@ class Change:
     path: str
     old_path: str | None = None
     sha256: str | None = None
-    content: bytes | None = None
+    content: bytes | None = field(default=None, repr=False)  # a note's body has no place in logs
 
 
 class WatchError(MirrorfsError):
@@ -831,9 +831,11 @@ class Watcher:
                 r = reads[rel]
                 if r.state == "unstable":
                     p.attempts += 1
-                    if r.content is None or (p.attempts < self._max_attempts and not flushing):
+                    if p.attempts < self._max_attempts and not flushing:
                         requeue.append((rel, p, now + self._settle))
                         reads[rel] = None  # judged on a later round
+                    elif r.content is None:  # came and went at every look: last seen gone
+                        reads[rel] = _Read("missing")
                     else:  # still changing after many looks: report what we saw last
                         reads[rel] = _Read("present", r.content, r.sha256, r.sig, True)
                 elif r.state == "error":
