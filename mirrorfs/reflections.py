@@ -141,6 +141,14 @@ class Reflection:
             "line": self.line(),
         }
 
+    def env(self, prefix: str = "MIRRORFS_") -> dict[str, str]:
+        """Environment variables for a hook command (`mirrorfs watch --exec`)."""
+        data = self.to_dict()
+        env = {f"{prefix}{key.upper()}": "" if data[key] is None else str(data[key])
+               for key in ("instance", "action", "kind", "path", "title", "time", "summary", "line")}
+        env[f"{prefix}REFLECTION"] = json.dumps(data, ensure_ascii=False, default=str)
+        return env
+
     @classmethod
     def from_dict(cls, data: dict) -> "Reflection":
         t = data.get("time")
@@ -872,6 +880,18 @@ class Reflector:
         self.started = True
         _sort(found)
         return found
+
+    def apply(self, change: Any) -> list[Reflection]:
+        """Reflect one `mirrorfs.watcher.Change` (added / modified / deleted / moved)."""
+        if change.kind == "deleted":
+            return self.change(change.path, None)
+        data = change.content
+        if data is None:
+            try:
+                data = notes.read_bytes(self.vault.root / change.path)
+            except (OSError, UnreadableNoteError):
+                return []
+        return self.change(change.path, data, old_path=change.old_path if change.kind == "moved" else None)
 
     def change(self, relpath: str, new_bytes: bytes | None, old_path: str | None = None) -> list[Reflection]:
         """Reflect one settled change: *new_bytes* None for a removal, *old_path* for a move."""

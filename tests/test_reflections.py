@@ -367,3 +367,32 @@ def test_a_real_merge_result_becomes_a_recorded_reflection(pair):
     record(laptop, refl.merge_reflection(laptop, result))
     assert lines(laptop) == [f"laptop {result.summary()} ({s.relpath})"]
     assert "merged conflict copy of" in lines(laptop)[0]
+
+
+def test_reflection_env_for_hook_commands(pair):
+    laptop, phone = pair
+    laptop.remember("Sam prefers tea", title="Prefers tea")
+    [r] = vault_reflections(phone)
+    env = r.env()
+    assert env["MIRRORFS_INSTANCE"] == "laptop" and env["MIRRORFS_ACTION"] == "added"
+    assert env["MIRRORFS_KIND"] == "memory" and env["MIRRORFS_PATH"] == "memory/prefers-tea.md"
+    assert env["MIRRORFS_LINE"] == r.line()
+    assert json.loads(env["MIRRORFS_REFLECTION"])["title"] == "Prefers tea"
+
+
+def test_reflector_applies_watcher_changes(pair):
+    from mirrorfs.watcher import Change
+
+    laptop, phone = pair
+    feed = Reflector(phone)
+    assert feed.start() == []
+    m = laptop.remember("Sam prefers tea", title="Prefers tea")
+    data = (laptop.root / m.path).read_bytes()
+    assert [r.line() for r in feed.apply(Change("added", m.path, sha256=None, content=data))] == [
+        'laptop added memory "Prefers tea" (memory/prefers-tea.md)']
+    os.rename(laptop.root / m.path, laptop.root / "memory" / "tea.md")
+    assert [r.line() for r in feed.apply(Change("moved", "memory/tea.md", old_path=m.path, content=data))] == [
+        'human moved memory "Prefers tea" from memory/prefers-tea.md (memory/tea.md)']
+    os.remove(laptop.root / "memory" / "tea.md")
+    assert [r.line() for r in feed.apply(Change("deleted", "memory/tea.md"))] == [
+        'someone removed memory "Prefers tea" (memory/tea.md)']
