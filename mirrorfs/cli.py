@@ -542,3 +542,4 @@ def main() -> None:  # pragma: no cover
 # Commands of the other layers register themselves on `cli` when imported.
 from mirrorfs import cli_search  # noqa: E402,F401
 from mirrorfs import cli_conflicts  # noqa: E402,F401
+from mirrorfs import cli_mirror  # noqa: E402,F401

@@ -21,6 +21,9 @@ from mirrorfs.errors import UnparseableNoteError, UnreadableNoteError, UnsafeEdi
 BOM = "\ufeff"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 
+# libyaml's loader reads front matter several times faster, same results.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 _OPEN = re.compile(r"---[ \t]*(\r\n|\n)")
 _CLOSE = re.compile(r"^---[ \t]*(?:\r\n|\n|\Z)", re.M)
 
@@ -148,7 +151,7 @@ def _reparse(old: Note, fm_open: str, fm_text: str, fm_close: str, body: str) ->
 def load_yaml(fm_text: str) -> tuple[dict, str | None]:
     """Load front matter YAML; return (mapping, None) or ({}, reason)."""
     try:
-        data = yaml.safe_load(fm_text) if fm_text.strip() else {}
+        data = yaml.load(fm_text, Loader=_Loader) if fm_text.strip() else {}
     except yaml.YAMLError as exc:
         return {}, " ".join(str(exc).split())
     if data is None:

@@ -252,7 +252,8 @@ class Vault:
         if purge:
             self.store.delete(snap.path, snap.sha)
             return None
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        # The instance in the folder name lets reflections say who removed it.
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + f"-{self.instance}"
         target = self.root / TRASH_DIR / stamp / rel
         self.store.move(snap.path, target, snap.sha)
         return target
@@ -326,6 +327,12 @@ class Vault:
         from mirrorfs import search
 
         return search.recent(self, limit=limit, types=types)
+
+    def reflections(self, since=None, mark_read: bool = False):
+        """What other instances (and people) wrote since this instance last looked."""
+        from mirrorfs.reflections import vault_reflections
+
+        return vault_reflections(self, since=since, mark_read=mark_read)
 
     def statistics(self) -> dict:
         """Counts over the vault (sessions, messages, per instance, type, kind, tag...)."""
