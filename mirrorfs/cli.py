@@ -543,3 +543,4 @@ def main() -> None:  # pragma: no cover
 from mirrorfs import cli_search  # noqa: E402,F401
 from mirrorfs import cli_conflicts  # noqa: E402,F401
 from mirrorfs import cli_mirror  # noqa: E402,F401
+from mirrorfs import cli_watch  # noqa: E402,F401

@@ -1,0 +1,70 @@
+"""`mirrorfs watch` and `mirrorfs status`; mirrorfs/cli.py imports this module at its end."""
+
+from __future__ import annotations
+
+import click
+
+from mirrorfs.cli import cli, json_option, output, pass_vault
+
+
+@cli.command()
+@click.option("--polling", is_flag=True, help="Poll instead of inotify (network drives, some sync folders).")
+@click.option("--exec", "exec_cmd", metavar="CMD",
+              help="Run CMD for every reflection, with MIRRORFS_* variables describing it.")
+@pass_vault
+def watch(vault, polling: bool, exec_cmd: str | None) -> None:
+    """Watch the vault: index every change, merge conflict copies, print reflections.
+
+    Runs until Ctrl-C or SIGTERM. While it runs, `mirrorfs search` asks it
+    instead of opening the index itself, and each thing another instance or a
+    person writes is printed as one line, e.g.
+    `phone added memory "Prefers tea" (memory/prefers-tea.md)`.
+
+    \b
+    Examples:
+      mirrorfs watch
+      mirrorfs --instance laptop watch --polling
+      mirrorfs watch --exec 'notify-send mirrorfs "$MIRRORFS_SUMMARY"'
+    """
+    from mirrorfs.daemon import WatchDaemon
+
+    WatchDaemon(
+        vault,
+        polling=polling,
+        exec_cmd=exec_cmd,
+        echo=lambda line: click.echo(line),
+        warn=lambda line: click.echo(f"warning: {line}", err=True),
+    ).run()
+
+
+def _status_text(d: dict) -> str:
+    if not d.get("running"):
+        return "no watcher is running for this vault on this device"
+    lines = [
+        f"watcher running: pid {d['pid']} as {d['instance']} since {d['started']}",
+        f"  indexing: {'first index in progress' if d.get('indexing') else 'up to date'}",
+        f"  lag: {d.get('lag_seconds')} s   batches: {d.get('batches')}   errors: {d.get('errors')}",
+    ]
+    events = d.get("last_events") or []
+    if events:
+        lines.append("  last events:")
+        for e in events[-10:]:
+            moved = f" (from {e['old_path']})" if e.get("old_path") else ""
+            lines.append(f"    {e['time']}  {e['kind']:<8} {e['path']}{moved}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@json_option
+@pass_vault
+def status(vault, as_json: bool) -> None:
+    """Tell whether a watcher runs for this vault on this device, and how it is doing.
+
+    \b
+    Examples:
+      mirrorfs status
+      mirrorfs status --json
+    """
+    from mirrorfs.daemon import read_status
+
+    output(read_status(vault), as_json, _status_text)

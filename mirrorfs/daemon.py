@@ -1,0 +1,348 @@
+"""`mirrorfs watch`: the long-running process that keeps one vault alive on a device.
+
+It ties the layers together: the watcher (settled, hash-verified changes) feeds
+the search index (one commit per batch), the conflict merger, the last-seen
+store that merges use as their base, and the reflections feed that prints what
+other instances did. It keeps the index open and answers queries over a Unix
+socket, keeps this instance's presence card fresh without churning it, and
+writes a small status file for `mirrorfs status`. One watcher per vault per
+device: a lock file in the state folder enforces it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+import filelock
+
+from mirrorfs import conflicts, snapshots, storage
+from mirrorfs.errors import MirrorfsError
+from mirrorfs.reflections import Reflector, merge_reflection, record
+from mirrorfs.server import QueryServer
+from mirrorfs.vault import Vault
+from mirrorfs.watcher import Change, Watcher
+
+STATUS_FILE = "watch-status.json"
+LOCK_FILE = "watch.lock"
+# How often the status file and the presence card are looked at.
+HEARTBEAT = 5.0
+LAST_EVENTS = 20
+EXEC_TIMEOUT = 60
+
+
+class AlreadyWatchingError(MirrorfsError):
+    """Another `mirrorfs watch` already serves this vault on this device."""
+
+
+def status_path(vault: Vault) -> Path:
+    return Path(vault.state_dir) / STATUS_FILE
+
+
+def _now() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_status(vault: Vault) -> dict[str, Any]:
+    """What the watcher of this vault on this device last reported, and whether it runs."""
+    try:
+        data = json.loads(status_path(vault).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"running": False}
+    lock = filelock.FileLock(str(Path(vault.state_dir) / LOCK_FILE))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        held = True
+    else:
+        held = False
+        lock.release()
+    data["running"] = bool(held and data.get("running") and _pid_alive(int(data.get("pid", 0))))
+    return data
+
+
+class WatchDaemon:
+    """Watch one vault; see the module docstring. Use start()/stop() or run()."""
+
+    def __init__(
+        self,
+        vault: Vault,
+        *,
+        polling: bool = False,
+        exec_cmd: str | None = None,
+        echo: Callable[[str], None] = print,
+        warn: Callable[[str], None] | None = None,
+        serve: bool = True,
+        watcher_options: dict[str, Any] | None = None,
+    ):
+        self.vault = vault
+        self.polling = polling
+        self.exec_cmd = exec_cmd
+        self.echo = echo
+        self.warn = warn or (lambda line: echo(f"warning: {line}"))
+        self.serve = serve
+        self.watcher_options = watcher_options or {}
+        self._lock = filelock.FileLock(str(Path(vault.state_dir) / LOCK_FILE))
+        self._stop = threading.Event()
+        self._mutex = threading.RLock()
+        self._index = None
+        self._indexing = True
+        self._reflector: Reflector | None = None
+        self._watcher: Watcher | None = None
+        self._server: QueryServer | None = None
+        self._threads: list[threading.Thread] = []
+        self._last_events: deque[dict] = deque(maxlen=LAST_EVENTS)
+        self._errors = 0
+        self._batches = 0
+        self._lag: float | None = None
+        self._started = _now()
+        self.on_batch: Callable[[list[Change]], None] | None = None  # for tests and benchmarks
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> "WatchDaemon":
+        try:
+            self._lock.acquire(timeout=0)
+        except filelock.Timeout:
+            other = read_status(self.vault)
+            raise AlreadyWatchingError(
+                f"a watcher already runs for {self.vault.root} on this device"
+                f" (pid {other.get('pid', '?')}, since {other.get('started', '?')}); stop it first"
+            ) from None
+        try:
+            self._start_locked()
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def _start_locked(self) -> None:
+        from mirrorfs.index import Index
+
+        self._write_status()
+        self._touch(status="watching", force=True)
+        self._index = Index.for_vault(self.vault)
+        self._reflector = Reflector(self.vault)
+        backlog = self._reflector.start()
+        if backlog:
+            self.echo(f"{len(backlog)} unread reflections since this instance last looked (`mirrorfs reflections`)")
+        if self.serve:
+            self._server = QueryServer(Path(self.vault.state_dir), self._handlers())
+            if not self._server.start():
+                self.warn("state folder path too long for a socket; searches will not go through the watcher")
+                self._server = None
+        self._watcher = Watcher(
+            self.vault.root,
+            self._on_changes,
+            on_error=self._on_error,
+            polling=self.polling,
+            **self.watcher_options,
+        ).start()
+        self._spawn(self._first_index, "mirrorfs-first-index")
+        self._spawn(self._heartbeat, "mirrorfs-heartbeat")
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until the watcher knows the vault and the first index is done."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._watcher is None or not self._watcher.wait_ready(timeout):
+            return False
+        while self._indexing:
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def stop(self) -> None:
+        """Stop cleanly: deliver what is pending, close the socket, mark the card idle."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.stop()
+        if self._server is not None:
+            self._server.stop()
+        for thread in self._threads:
+            thread.join(10)
+        self._touch(status="idle", force=True)
+        if self._index is not None:
+            self._index.close()
+        self._write_status(running=False)
+        if self._lock.is_locked:
+            self._lock.release()
+
+    def run(self) -> None:
+        """Start, then block until SIGINT/SIGTERM (or stop() from another thread)."""
+        import signal
+
+        def on_signal(signum, frame):
+            self._stop.set()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.start()
+            self.echo(f"watching {self.vault.root} as {self.vault.instance} (Ctrl-C to stop)")
+            while not self._stop.wait(0.5):
+                pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.stop()
+            self.echo("watcher stopped")
+
+    # -- work -------------------------------------------------------------------
+
+    def _first_index(self) -> None:
+        """Index (or catch up) in the background; queries answer meanwhile, saying so."""
+        try:
+            report = self._index.ensure()
+            for warning in report.warnings[:20]:
+                self.warn(warning)
+        except MirrorfsError as exc:
+            self._report(exc)
+        finally:
+            self._indexing = False
+        # Conflict copies that arrived while no watcher ran.
+        for name in conflicts.find_conflicts(self.vault):
+            self._merge(name.relpath)
+
+    def _on_changes(self, changes: list[Change]) -> None:
+        started = time.monotonic()
+        with self._mutex:
+            for change in changes:
+                self._last_events.append(
+                    {"time": _now(), "kind": change.kind, "path": change.path, "old_path": change.old_path}
+                )
+                if conflicts.conflict_original(change.path) is not None:
+                    if change.content is not None:
+                        self._merge(change.path)
+                    continue
+                if change.content is not None:
+                    try:
+                        snapshots.remember(self.vault, change.path, change.content)
+                    except MirrorfsError as exc:
+                        self._report(exc)
+                for reflection in self._reflector.apply(change):
+                    self._emit(reflection)
+            if not self._indexing:
+                # One reconcile per batch: one Whoosh commit however many files changed.
+                report = self._index.reconcile()
+                for warning in report.warnings[:5]:
+                    self.warn(warning)
+            self._batches += 1
+            self._lag = time.monotonic() - started
+        if self.on_batch is not None:
+            self.on_batch(changes)
+
+    def _merge(self, copy: str) -> None:
+        try:
+            result = conflicts.merge_conflict(self.vault, copy)
+        except MirrorfsError as exc:
+            self._report(exc)
+            return
+        if result.status == "gone":
+            return
+        reflection = merge_reflection(self.vault, result)
+        record(self.vault, reflection)
+        self._emit(reflection)
+
+    def _emit(self, reflection) -> None:
+        self.echo(reflection.line())
+        if not self.exec_cmd:
+            return
+        env = {**os.environ, **reflection.env()}
+        try:
+            # A shell, like a git hook: the person's own command line, with $MIRRORFS_* to expand.
+            done = subprocess.run(
+                self.exec_cmd, shell=True, env=env, timeout=EXEC_TIMEOUT, stdin=subprocess.DEVNULL
+            )
+            if done.returncode != 0:
+                self._report(MirrorfsError(f"--exec command exited with {done.returncode}"))
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            self._report(MirrorfsError(f"--exec command failed: {exc}"))
+
+    def _on_error(self, exc: BaseException) -> None:
+        self._report(exc)
+
+    def _report(self, exc: BaseException) -> None:
+        self._errors += 1
+        self.warn(str(exc))
+
+    def _touch(self, status: str | None = None, force: bool = False) -> None:
+        try:
+            self.vault.instances.touch(status=status, force=force)
+        except MirrorfsError as exc:  # a person broke the card's YAML: say so, carry on
+            self._report(exc)
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT):
+            self._touch()
+            self._write_status()
+
+    def _write_status(self, running: bool = True) -> None:
+        watcher = self._watcher.status() if self._watcher is not None else None
+        data = {
+            "running": running,
+            "pid": os.getpid(),
+            "vault": str(self.vault.root),
+            "instance": self.vault.instance,
+            "started": self._started,
+            "updated": _now(),
+            "indexing": self._indexing,
+            "batches": self._batches,
+            "errors": self._errors + (watcher.errors if watcher else 0),
+            "lag_seconds": round(self._lag, 3) if self._lag is not None else None,
+            "pending": watcher.pending if watcher else 0,
+            "known_notes": watcher.known if watcher else 0,
+            "socket": str(self._server.path) if self._server else None,
+            "last_events": list(self._last_events),
+        }
+        storage.atomic_write(status_path(self.vault), json.dumps(data, indent=2).encode("utf-8"))
+
+    # -- queries over the socket ---------------------------------------------------
+
+    def _handlers(self) -> dict[str, Callable[[dict], Any]]:
+        return {
+            "ping": lambda args: {"pid": os.getpid(), "indexing": self._indexing},
+            "search": self._search,
+            "recall": self._recall,
+        }
+
+    def _search(self, args: dict) -> dict:
+        from mirrorfs import search
+
+        with self._mutex:
+            results = search.search(self.vault, reconcile=not self._indexing, **args)
+        return self._results(results)
+
+    def _recall(self, args: dict) -> dict:
+        from mirrorfs import search
+
+        with self._mutex:
+            results = search.recall(self.vault, **args)
+        return self._results(results)
+
+    def _results(self, results) -> dict:
+        warnings = list(results.warnings)
+        if self._indexing:
+            warnings.append("the first index is still being built; results cover what is indexed so far")
+        return {"hits": [h.to_dict() for h in results], "warnings": warnings, "stale": results.stale}

@@ -1,0 +1,130 @@
+"""The running watcher answers queries over a Unix socket in the state folder.
+
+A one-shot CLI search pays for importing Whoosh and opening the index; the
+watcher already has both, so `mirrorfs search` asks it first. The socket sits
+in the per-device state folder (mode 0700) and is itself made 0600, so only
+this user can talk to it. The protocol is one JSON object per line each way:
+`{"op": "search", "args": {...}}` -> `{"ok": true, "result": ...}` or
+`{"ok": false, "error": "...", "type": "QueryError"}`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import socketserver
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from mirrorfs import errors
+from mirrorfs.errors import MirrorfsError
+
+SOCKET_NAME = "watch.sock"
+# Unix socket paths are limited to ~108 bytes; beyond that we cannot serve.
+_MAX_SOCKET_PATH = 100
+CLIENT_TIMEOUT = 30.0
+
+Handler = Callable[[dict], Any]
+
+
+def socket_path(state_dir: Path) -> Path:
+    return Path(state_dir) / SOCKET_NAME
+
+
+class _RequestHandler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        for line in self.rfile:
+            if not line.strip():
+                continue
+            try:
+                request = json.loads(line)
+                op = request.get("op")
+                handler = self.server.handlers.get(op)  # type: ignore[attr-defined]
+                if handler is None:
+                    raise MirrorfsError(f"unknown request {op!r}")
+                reply = {"ok": True, "result": handler(request.get("args") or {})}
+            except MirrorfsError as exc:
+                reply = {"ok": False, "error": str(exc), "type": type(exc).__name__}
+            except Exception as exc:  # the server must outlive one bad request
+                reply = {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}", "type": "MirrorfsError"}
+            self.wfile.write(json.dumps(reply, ensure_ascii=False, default=str).encode("utf-8") + b"\n")
+            self.wfile.flush()
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class QueryServer:
+    """Serve *handlers* (op name -> function of the args dict) on the vault's socket."""
+
+    def __init__(self, state_dir: Path, handlers: dict[str, Handler]):
+        self.path = socket_path(state_dir)
+        self.handlers = handlers
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> bool:
+        """Start serving; False (and no server) when the path is too long for a socket."""
+        if len(str(self.path)) > _MAX_SOCKET_PATH:
+            return False
+        if self.path.exists() or self.path.is_symlink():
+            # A socket left by a watcher that died; the single-watcher lock proves it is stale.
+            self.path.unlink()
+        old = os.umask(0o177)
+        try:
+            self._server = _Server(str(self.path), _RequestHandler)
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+        self._server.handlers = self.handlers  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="mirrorfs-query-server", daemon=True)
+        self._thread.start()
+        return True
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def ask(state_dir: Path, op: str, args: dict | None = None, timeout: float = CLIENT_TIMEOUT) -> Any:
+    """Send one request to the running watcher.
+
+    Raises ConnectionError when no watcher listens (the caller then answers
+    itself); re-raises the watcher's MirrorfsError subclasses as such.
+    """
+    path = socket_path(state_dir)
+    if not path.exists():
+        raise ConnectionError("no watcher socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+        except OSError as exc:
+            raise ConnectionError(str(exc)) from None
+        sock.sendall(json.dumps({"op": op, "args": args or {}}).encode("utf-8") + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("the watcher closed the connection")
+            data += chunk
+    reply = json.loads(data)
+    if reply.get("ok"):
+        return reply.get("result")
+    cls = getattr(errors, reply.get("type") or "", None)
+    if not (isinstance(cls, type) and issubclass(cls, MirrorfsError)):
+        cls = MirrorfsError
+    try:
+        raise cls(reply.get("error"))
+    except TypeError:
+        raise MirrorfsError(reply.get("error")) from None

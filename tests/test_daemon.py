@@ -1,0 +1,140 @@
+"""`mirrorfs watch` end to end on one machine: real observer, real index, real socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from mirrorfs import search, server
+from mirrorfs.daemon import AlreadyWatchingError, WatchDaemon, read_status
+from mirrorfs.vault import Vault
+
+TIMEOUT = 20
+
+
+def wait_for(q: queue.Queue, predicate, timeout: float = TIMEOUT):
+    """Take lines from *q* until one satisfies *predicate*; fail after *timeout*."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            pytest.fail(f"timed out; saw {seen}")
+        try:
+            item = q.get(timeout=left)
+        except queue.Empty:
+            pytest.fail(f"timed out; saw {seen}")
+        seen.append(item)
+        if predicate(item):
+            return item
+
+
+@pytest.fixture
+def daemon(vault):
+    lines: queue.Queue = queue.Queue()
+    d = WatchDaemon(vault, echo=lines.put, warn=lambda w: lines.put(f"warning: {w}"))
+    d.lines = lines
+    d.start()
+    assert d.wait_ready(TIMEOUT)
+    yield d
+    d.stop()
+
+
+def test_a_memory_written_by_another_instance_is_reflected_and_searchable(daemon, vault):
+    phone = Vault.open(vault.root, instance="phone")
+    phone.remember("Sam prefers oolong tea", title="Prefers tea")
+    line = wait_for(daemon.lines, lambda l: "added memory" in l)
+    assert line == 'phone added memory "Prefers tea" (memory/prefers-tea.md)'
+    remote = server.ask(vault.state_dir, "search", {"query": "oolong"})
+    local = search.search(Vault.open(vault.root, instance="laptop"), "oolong")
+    assert [h["path"] for h in remote["hits"]] == ["memory/prefers-tea.md"]
+    assert remote["hits"] == [h.to_dict() for h in local]
+
+
+def test_own_writes_are_not_reflected_but_are_indexed(daemon, vault):
+    batches: queue.Queue = queue.Queue()
+    daemon.on_batch = batches.put
+    vault.remember("Unique zanzibar word", title="Zanzibar")
+    wait_for(batches, lambda b: any(c.path == "memory/zanzibar.md" for c in b))
+    assert [h["path"] for h in server.ask(vault.state_dir, "search", {"query": "zanzibar"})["hits"]] == [
+        "memory/zanzibar.md"
+    ]
+    assert daemon.lines.empty()
+
+
+def test_a_second_watcher_refuses_to_start(daemon, vault):
+    with pytest.raises(AlreadyWatchingError, match="already runs"):
+        WatchDaemon(Vault.open(vault.root, instance="laptop"), echo=lambda l: None).start()
+
+
+def test_status_reports_the_running_watcher(daemon, vault):
+    status = read_status(vault)
+    assert status["running"] is True and status["pid"] == os.getpid()
+    assert status["instance"] == "laptop"
+    assert oct(os.stat(server.socket_path(vault.state_dir)).st_mode & 0o777) == "0o600"
+
+
+def test_session_conflict_copy_is_merged(daemon, vault):
+    s = vault.sessions.create("Chat")
+    s.add_message("user", "one")
+    base = s.path.read_bytes()
+    s.add_message("assistant", "two on laptop")
+    other = Vault.open(vault.root, instance="laptop")
+    # The losing side's version, as Syncthing would leave it beside the note.
+    copy = s.path.with_name(s.path.stem + ".sync-conflict-20261121-100412-ABCDEFG.md")
+    from mirrorfs import messages, note
+
+    parsed = note.parse(base)
+    extra = messages.make("user", "three from phone", "phone")
+    copy.write_bytes(parsed.with_body(parsed.body + messages.render(extra)).render())
+    wait_for(daemon.lines, lambda l: "conflict" in l)
+    contents = [m.content for m in other.sessions.load(s.id).get_messages()]
+    assert sorted(contents) == ["one", "three from phone", "two on laptop"]
+    assert not copy.exists()
+
+
+def test_exec_hook_gets_the_reflection(vault, tmp_path):
+    out = tmp_path / "hook.txt"
+    lines: queue.Queue = queue.Queue()
+    d = WatchDaemon(vault, echo=lines.put, exec_cmd=f'printf "%s\\n" "$MIRRORFS_LINE" >> {out}')
+    d.start()
+    try:
+        assert d.wait_ready(TIMEOUT)
+        Vault.open(vault.root, instance="phone").remember("Hook test", title="Hook")
+        wait_for(lines, lambda l: "Hook" in l)
+    finally:
+        d.stop()
+    assert out.read_text() == 'phone added memory "Hook" (memory/hook.md)\n'
+
+
+def test_watch_command_runs_and_stops_cleanly_on_sigterm(vault, state_dir):
+    env = {**os.environ, "MIRRORFS_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mirrorfs", "--vault", str(vault.root), "--instance", "laptop", "watch"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(l.rstrip("\n")) for l in proc.stdout], daemon=True).start()
+    try:
+        wait_for(lines, lambda l: l.startswith("watching "))
+        Vault.open(vault.root, instance="phone").remember("From the phone", title="Phone note")
+        wait_for(lines, lambda l: l == 'phone added memory "Phone note" (memory/phone-note.md)')
+        status = json.loads(subprocess.run(
+            [sys.executable, "-m", "mirrorfs", "--vault", str(vault.root), "status", "--json"],
+            capture_output=True, text=True, env=env, check=True).stdout)
+        assert status["running"] is True and status["pid"] == proc.pid
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT) == 0
+    wait_for(lines, lambda l: l == "watcher stopped")
+    assert read_status(vault)["running"] is False
+    card = Vault.open(vault.root, instance="laptop").instances.get("laptop")
+    assert card.meta["status"] == "idle"
