@@ -26,7 +26,6 @@ import binascii
 import copy
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import threading
