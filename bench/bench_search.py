@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import statistics
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
         print(f"generated {args.generate} vault in {time.perf_counter() - t0:.1f} s")
     manifest = json.loads(planted_path.read_text()) if planted_path.exists() else {}
     figures: dict = {"engine": index_mod.ENGINE, "python": sys.version.split()[0],
-                     "cpus": os.cpu_count()}
+                     "cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
 
     work = Path(tempfile.mkdtemp(prefix="mirrorfs-bench-"))
     try:
@@ -179,32 +180,55 @@ def main(argv=None) -> int:
         import generate
 
         topic = generate.TOPIC_WORDS
-        queries = rng.sample(sorted(manifest), min(len(manifest), args.queries // 3))
-        while len(queries) < args.queries:
+        # Three kinds of query, a third each: rare words (the planted ones), a
+        # word picked from a random file of the vault (what a person looking
+        # for something they wrote types), and frequent topic words, alone, in
+        # pairs, phrases, OR and with a filter (the expensive kind).
+        n = args.queries // 3
+        classes: dict[str, list[str]] = {"rare": rng.sample(sorted(manifest), min(len(manifest), n))}
+        picked = []
+        while len(picked) < n:
+            text = (root / rng.choice(relpaths)).read_text("utf-8", "replace")
+            words = [w for w in re.findall(r"[A-Za-z]{5,}", text.split("---", 2)[-1]) if not w.startswith("zq")]
+            if words:
+                picked.append(rng.choice(words).lower())
+        classes["from a file"] = picked
+        common = []
+        while len(common) < n:
             r = rng.random()
             if r < 0.4:
-                queries.append(rng.choice(topic))
+                common.append(rng.choice(topic))
             elif r < 0.7:
-                queries.append(f"{rng.choice(topic)} {rng.choice(topic)}")
+                common.append(f"{rng.choice(topic)} {rng.choice(topic)}")
             elif r < 0.85:
-                queries.append(f'"{rng.choice(topic)} {rng.choice(topic)}" OR {rng.choice(topic)}')
+                common.append(f'"{rng.choice(topic)} {rng.choice(topic)}" OR {rng.choice(topic)}')
             else:
-                queries.append(f"{rng.choice(topic)} type:memory")
+                common.append(f"{rng.choice(topic)} type:memory")
+        classes["common"] = common
+        queries = [q for qs in classes.values() for q in qs]
         search_mod.search(vault, "warm up", reconcile=False)
-        fresh, full = [], []
-        for q in queries:
-            t0 = time.perf_counter()
-            search_mod.search(vault, q, limit=20, reconcile=False)
-            fresh.append(time.perf_counter() - t0)
-        for q in queries[: max(20, len(queries) // 5)]:
+        fresh, full, per_class = [], [], {}
+        for name, qs in classes.items():
+            times = []
+            for q in qs:
+                t0 = time.perf_counter()
+                search_mod.search(vault, q, limit=20, reconcile=False)
+                times.append(time.perf_counter() - t0)
+            per_class[name] = times
+            fresh += times
+        for q in queries[:: 5]:
             t0 = time.perf_counter()
             search_mod.search(vault, q, limit=20)
             full.append(time.perf_counter() - t0)
         p50, p99 = pct(fresh, 50), pct(fresh, 99)
         print(f"search (index fresh, top 20 with snippets): p50 {ms(p50)}  p99 {ms(p99)}  "
               f"over {len(fresh)} queries")
+        for name, times in per_class.items():
+            print(f"  {name:12s} p50 {ms(pct(times, 50))}  p99 {ms(pct(times, 99))}")
+            figures[f"search_{name.replace(' ', '_')}_p50_ms"] = round(pct(times, 50) * 1000, 2)
         print(f"search incl. freshness pass:   p50 {ms(pct(full, 50))}  p99 {ms(pct(full, 99))}")
-        words = [q for q in queries if " " not in q][: args.rg_queries]
+        words = [q for q in queries if " " not in q and ":" not in q]
+        words = rng.sample(words, min(len(words), args.rg_queries))
         rg = [rg_time(root, w) for w in words]
         single = []
         for w in words:
@@ -212,7 +236,8 @@ def main(argv=None) -> int:
             search_mod.search(vault, w, limit=20, reconcile=False)
             single.append(time.perf_counter() - t0)
         rg50, one50 = pct(rg, 50), pct(single, 50)
-        print(f"rg on the same {len(words)} words: p50 {ms(rg50)}  -> search is {rg50 / one50:.1f}x faster"
+        print(f"rg on {len(words)} of the same words: p50 {ms(rg50)}, search {ms(one50)}"
+              f" -> search is {rg50 / one50:.1f}x faster"
               f" (with freshness pass: {rg50 / pct(full, 50):.1f}x)")
         figures.update(search_p50_ms=round(p50 * 1000, 2), search_p99_ms=round(p99 * 1000, 2),
                        search_full_p50_ms=round(pct(full, 50) * 1000, 2),
@@ -251,6 +276,9 @@ def main(argv=None) -> int:
         figures.update(peak_mb=round(self_mb), worker_peak_mb=round(kids_mb))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    figures["load_after"] = os.getloadavg()[0]
+    print(f"load average (1 min) before/after: {figures['load_before']:.1f} / {figures['load_after']:.1f}"
+          " (other work on this 2-core machine slows every figure)")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
     return 1 if figures.get("planted_missing") else 0

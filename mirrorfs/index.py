@@ -466,34 +466,56 @@ class Scan:
 
 
 def scan(root: str | os.PathLike) -> Scan:
-    """Stat every note of the vault. An unlistable vault root raises SearchIndexError."""
+    """Stat every note of the vault. An unlistable vault root raises SearchIndexError.
+
+    The same files as `ignore.iter_note_paths` (same rules: tool folders and
+    temporaries skipped, symlinked folders not followed), walked with
+    os.scandir and plain strings: this runs before every query.
+    """
     root = os.fspath(root)
-    errors: list[OSError] = []
     files: dict[str, tuple] = {}
     denied: set[str] = set()
     conflicts: list[str] = []
-    stat = os.stat
-    sep = os.sep
-    for rel in ignore.iter_note_paths(root, on_error=errors.append):
-        relpath = rel.as_posix()
-        if conflict_original(relpath) is not None:
-            conflicts.append(relpath)
-            continue
+    unreadable: list[str] = []
+    ignored_dirs = ignore.IGNORED_DIRS
+    ignored_name = ignore.is_ignored_name
+    suffix = ignore.NOTE_SUFFIX
+    stack = [(root, "")]
+    while stack:
+        folder, prefix = stack.pop()
         try:
-            st = stat(root + sep + str(rel))
-        except FileNotFoundError:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as exc:
+            if not prefix:
+                raise SearchIndexError(
+                    f"cannot read the vault folder {root}: {exc.strerror or exc}") from None
+            unreadable.append(prefix[:-1])
             continue
-        except OSError:
-            denied.add(relpath)
-            continue
-        files[relpath] = (st.st_mtime_ns, st.st_size, st.st_ino)
-    unreadable = []
-    for exc in errors:
-        where = os.fspath(exc.filename) if exc.filename else root
-        rel = os.path.relpath(where, root)
-        if rel == ".":
-            raise SearchIndexError(f"cannot read the vault folder {root}: {exc.strerror or exc}")
-        unreadable.append(Path(rel).as_posix())
+        for entry in entries:
+            name = entry.name
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if name not in ignored_dirs and not entry.is_symlink():
+                    stack.append((entry.path, prefix + name + "/"))
+                continue
+            if not name.endswith(suffix) or ignored_name(name):
+                continue
+            relpath = prefix + name
+            if conflict_original(relpath) is not None:
+                conflicts.append(relpath)
+                continue
+            try:
+                st = entry.stat()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                denied.add(relpath)
+                continue
+            files[relpath] = (st.st_mtime_ns, st.st_size, st.st_ino)
     return Scan(files, unreadable, denied, conflicts)
 
 
