@@ -17,9 +17,11 @@ import click
 import yaml
 
 from mirrorfs import __version__
+from mirrorfs.crypto import has_unsealed
 from mirrorfs.errors import MirrorfsError
 from mirrorfs.memory import KINDS, TIERS
 from mirrorfs.messages import ROLES
+from mirrorfs.passphrase import passphrase_file_option
 from mirrorfs.session import EXPORT_FORMATS
 from mirrorfs.vault import Vault
 
@@ -179,9 +181,12 @@ def soul(vault: Vault, edit: bool, as_json: bool) -> None:
 @click.option("--tag", "tags", multiple=True, help="A tag (repeat for more).")
 @click.option("--tier", type=click.Choice(TIERS), default="long_term", show_default=True)
 @click.option("--source", help="Session id this memory came from.")
+@click.option("--secret", is_flag=True, help="Encrypt the whole text (title and properties stay clear).")
+@passphrase_file_option
 @json_option
 @pass_vault
-def remember(vault: Vault, text: str, title, kind, tags, tier, source, as_json: bool) -> None:
+def remember(vault: Vault, text: str, title, kind, tags, tier, source, secret: bool, passphrase_file,
+             as_json: bool) -> None:
     """Write a new memory note and print its path. TEXT `-` reads stdin.
 
     \b
@@ -190,7 +195,12 @@ def remember(vault: Vault, text: str, title, kind, tags, tier, source, as_json: 
       echo "Project Atlas ships in March" | mirrorfs remember - --kind project
     """
     link = f"[[{vault.sessions.load(source).id}]]" if source else None
-    m = vault.remember(read_text_arg(text), title=title, kind=kind, tags=tags, tier=tier, source=link)
+    text = read_text_arg(text)
+    if secret or passphrase_file is not None or has_unsealed(text):
+        from mirrorfs.cli_crypto import unlock_vault
+
+        unlock_vault(vault, passphrase_file)
+    m = vault.remember(text, title=title, kind=kind, tags=tags, tier=tier, source=link, secret=secret)
     output(m.to_dict(), as_json, lambda d: d["path"])
 
 
@@ -238,7 +248,7 @@ def memory_show(vault: Vault, ref: str, as_json: bool) -> None:
       mirrorfs memory show prefers-tea
     """
     m = vault.memory.get(ref)
-    output(m.to_dict(), as_json, lambda d: m.note.text.rstrip("\n"))
+    output(m.to_dict(), as_json, lambda d: m.text.rstrip("\n"))
 
 
 @memory.command("forget")
@@ -544,3 +554,4 @@ from mirrorfs import cli_search  # noqa: E402,F401
 from mirrorfs import cli_conflicts  # noqa: E402,F401
 from mirrorfs import cli_mirror  # noqa: E402,F401
 from mirrorfs import cli_watch  # noqa: E402,F401
+from mirrorfs import cli_crypto  # noqa: E402,F401

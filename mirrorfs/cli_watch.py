@@ -5,14 +5,18 @@ from __future__ import annotations
 import click
 
 from mirrorfs.cli import cli, json_option, output, pass_vault
+from mirrorfs.passphrase import passphrase_file_option
 
 
 @cli.command()
 @click.option("--polling", is_flag=True, help="Poll instead of inotify (network drives, some sync folders).")
 @click.option("--exec", "exec_cmd", metavar="CMD",
               help="Run CMD for every reflection, with MIRRORFS_* variables describing it.")
+@click.option("--unlock", is_flag=True,
+              help="Ask for the passphrase once, then seal the ```secret blocks people save.")
+@passphrase_file_option
 @pass_vault
-def watch(vault, polling: bool, exec_cmd: str | None) -> None:
+def watch(vault, polling: bool, exec_cmd: str | None, unlock: bool, passphrase_file) -> None:
     """Watch the vault: index every change, merge conflict copies, print reflections.
 
     Runs until Ctrl-C or SIGTERM. While it runs, `mirrorfs search` asks it
@@ -28,6 +32,10 @@ def watch(vault, polling: bool, exec_cmd: str | None) -> None:
     """
     from mirrorfs.daemon import WatchDaemon
 
+    if unlock or passphrase_file is not None:
+        from mirrorfs.cli_crypto import unlock_vault
+
+        unlock_vault(vault, passphrase_file)
     WatchDaemon(
         vault,
         polling=polling,

@@ -236,7 +236,11 @@ class WatchDaemon:
                     if change.content is not None:
                         self._merge(change.path)
                     continue
-                if change.content is not None:
+                if change.content is not None and self._unsealed(change):
+                    # Plaintext a person marked secret: sealed when unlocked, and never
+                    # copied into this device's state (snapshots) in either case.
+                    self._seal(change.path)
+                elif change.content is not None:
                     try:
                         snapshots.remember(self.vault, change.path, change.content)
                     except MirrorfsError as exc:
@@ -252,6 +256,26 @@ class WatchDaemon:
             self._lag = time.monotonic() - started
         if self.on_batch is not None:
             self.on_batch(changes)
+
+    def _unsealed(self, change: Change) -> bool:
+        from mirrorfs.crypto import has_unsealed
+
+        return has_unsealed(change.content.decode("utf-8", "replace"))
+
+    def _seal(self, path: str) -> None:
+        """Seal the ```secret blocks a person saved in *path* (only when the vault is unlocked)."""
+        from mirrorfs.crypto import with_path
+        from mirrorfs.errors import CryptoError
+
+        if not self.vault.unlocked:
+            self.warn(f"{path} holds a ```secret block in plaintext; unlock (watch --unlock) or run `mirrorfs seal`")
+            return
+        try:
+            self.vault.edit(path, lambda n: n.with_body(self.vault.seal_text(n.body)))
+        except CryptoError as exc:
+            self._report(with_path(exc, path))
+        except MirrorfsError as exc:
+            self._report(exc)
 
     def _merge(self, copy: str) -> None:
         try:

@@ -25,6 +25,8 @@ class MemoryNote:
 
     path: str  # vault-relative
     note: notes.Note
+    # The body as the vault reads it: sections decrypted when unlocked, placeholders when locked.
+    shown: str | None = None
 
     @property
     def meta(self) -> dict:
@@ -40,7 +42,15 @@ class MemoryNote:
 
     @property
     def body(self) -> str:
-        return self.note.body.strip("\r\n")
+        return (self.note.body if self.shown is None else self.shown).strip("\r\n")
+
+    @property
+    def text(self) -> str:
+        """The whole note as a reader sees it (front matter as on disk, body as in ``body``)."""
+        raw = self.note.text
+        if self.shown is None or not raw.endswith(self.note.body):
+            return raw
+        return raw[: len(raw) - len(self.note.body)] + self.shown
 
     @property
     def tags(self) -> list[str]:
@@ -104,13 +114,24 @@ class Memory:
         secret: bool = False,
         **extra: Any,
     ) -> MemoryNote:
-        """Write a new memory note and return it."""
+        """Write a new memory note and return it.
+
+        ``secret=True`` encrypts the whole body (title and front matter stay clear;
+        without a title it is "Secret memory"); otherwise ```secret blocks in
+        *text* are sealed. Both need the vault unlocked (LockedError, nothing written).
+        """
         from mirrorfs.vault import timestamp
 
         if not text or not text.strip():
             raise InvalidValueError("a memory needs some text")
         check_tier(tier)
-        title = (title or title_from_text(text)).strip()
+        from mirrorfs import crypto
+
+        # A title made from a secret would put it in the clear (and in the file name).
+        if not title:
+            clear = "" if secret else crypto.strip_sections(text).strip()
+            title = title_from_text(clear) if clear else "Secret memory"
+        title = title.strip()
         created = timestamp()
         meta = {
             "id": secrets.token_hex(6),
@@ -127,8 +148,8 @@ class Memory:
             **extra,
         }
         body = text.strip("\n") + "\n"
-        if secret:
-            body = self.vault.seal_body(body)
+        # Sealed before anything is written: plaintext of a secret never reaches the disk.
+        body = self.vault.seal_body(body) if secret else self.vault.seal_text(body)
         data = notes.new(meta, body).render()
         self.folder.mkdir(parents=True, exist_ok=True)
         base = slugify(title)
@@ -143,14 +164,24 @@ class Memory:
             raise InvalidValueError(f"too many memory notes named {base}")
         rel = self.vault.relpath(path)
         self.vault.touched(rel, "write")
-        return MemoryNote(rel, notes.parse(data, rel))
+        # The caller has the plaintext already: what comes back shows secrets as placeholders,
+        # so echoing the result (e.g. `remember --json`) cannot print them.
+        written = notes.parse(data, rel)
+        from mirrorfs.crypto import lock_placeholder
+
+        shown = lock_placeholder(written.body)
+        return MemoryNote(rel, written, None if shown == written.body else shown)
+
+    def _shown(self, m: MemoryNote) -> MemoryNote:
+        shown = self.vault.readable(m.note.body)
+        return m if shown == m.note.body else MemoryNote(m.path, m.note, shown)
 
     def paths(self) -> list[Path]:
         return sorted(self.folder.glob("*.md")) if self.folder.is_dir() else []
 
     def _load(self, path: Path) -> MemoryNote:
         rel = self.vault.relpath(path)
-        return MemoryNote(rel, notes.read_note(path))
+        return self._shown(MemoryNote(rel, notes.read_note(path)))
 
     def get(self, ref: str) -> MemoryNote:
         """A memory note by path, file name, id or title."""
@@ -231,9 +262,11 @@ class Memory:
                 n = n.with_body(n.newline + text.strip("\n").replace("\n", n.newline) + n.newline)
             return self.vault.stamp(n, **properties)
 
+        if text is not None:
+            text = self.vault.seal_text(text)
         updated = self.vault.edit(full, change)
         self.vault.touched(current.path, "write")
-        return MemoryNote(current.path, updated)
+        return self._shown(MemoryNote(current.path, updated))
 
     def forget(self, ref: str, purge: bool = False) -> Path | None:
         """Move a memory to the trash (restorable), or delete it with *purge*."""

@@ -141,14 +141,18 @@ class Session:
 
         return self.vault.edit(self.path, stamped) if not self.ephemeral else _edit_private(self.path, stamped)
 
-    def add_message(self, role: str, content: str, **metadata: Any) -> Message:
-        """Append a message; safe against concurrent appenders (re-read and re-apply)."""
+    def add_message(self, role: str, content: str, secret: bool = False, **metadata: Any) -> Message:
+        """Append a message; safe against concurrent appenders (re-read and re-apply).
+
+        ``secret=True`` encrypts the whole content; otherwise its ```secret blocks
+        are sealed. Either needs the vault unlocked (LockedError, nothing written).
+        """
         msgs.check_role(role)
         if not isinstance(content, str):
             raise InvalidValueError("message content must be text")
-        msg = msgs.make(role, content, self.vault.instance, **metadata)
-        if self.vault.is_unlocked_for_sealing():
-            msg.content = self.vault.seal_text(msg.content)
+        # Sealed before anything is written: plaintext of a secret never reaches the disk.
+        sealed = self.vault.seal_body(content).rstrip("\r\n") if secret else self.vault.seal_text(content)
+        msg = msgs.make(role, sealed, self.vault.instance, **metadata)
         block_tokens = metadata.get("tokens")
 
         def append(data: bytes | None) -> bytes:

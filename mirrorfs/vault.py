@@ -85,6 +85,8 @@ class Vault:
         self.state_dir = state.vault_state_dir(self.id)
         self.store = storage.Store(self.state_dir / "locks")
         self._keyring = None
+        self._salt: bytes | None = None
+        self._own_keyring = False
         from mirrorfs.memory import Memory
         from mirrorfs.session import Sessions
 
@@ -340,16 +342,116 @@ class Vault:
 
         return search.statistics(self)
 
+    # -- encrypted sections (mirrorfs.crypto does the work; see docs/format.md) --
+
+    @property
+    def unlocked(self) -> bool:
+        """True between unlock() and lock()."""
+        return self._keyring is not None
+
+    def unlock(self, passphrase) -> None:
+        """Hold the vault's key in memory so secret sections can be read and written.
+
+        The first unlock of a vault creates its salt and a check value in
+        .mirrorfs/config.yaml (two lines appended, every other byte kept);
+        later unlocks verify the passphrase against that check and raise
+        WrongPassphraseError, changing nothing, when it does not open it.
+        *passphrase* is a str or a crypto.Keyring (to share derived keys).
+        """
+        from mirrorfs import crypto
+
+        keyring = passphrase if isinstance(passphrase, crypto.Keyring) else crypto.Keyring(passphrase)
+        config_path = self.root / CONFIG_FILE
+        found: dict[str, Any] = {}
+
+        def change(data: bytes | None) -> bytes:
+            if data is None:
+                raise VaultNotFoundError(f"{config_path} disappeared")
+            try:
+                config = yaml.safe_load(data.decode("utf-8")) or {}
+            except (UnicodeDecodeError, yaml.YAMLError) as exc:
+                raise MirrorfsError(f"{config_path}: cannot read the vault config: {exc}") from None
+            salt_value = config.get(crypto.CONFIG_SALT_KEY)
+            check = config.get(crypto.CONFIG_CHECK_KEY)
+            if check and not salt_value:
+                raise crypto.CryptoError(f"{CONFIG_FILE} has {crypto.CONFIG_CHECK_KEY} but no {crypto.CONFIG_SALT_KEY}")
+            salt = crypto.decode_salt(salt_value) if salt_value else crypto.new_vault_salt()
+            found["salt"] = salt
+            if check:
+                crypto.verify_check(str(check), keyring)
+                return data
+            # First unlock: append (quoted, so YAML never reads base64 as anything else).
+            text = data.decode("utf-8")
+            newline = "\r\n" if "\r\n" in text else "\n"
+            if text and not text.endswith("\n"):
+                text += newline
+            lines = [] if salt_value else [f'{crypto.CONFIG_SALT_KEY}: "{crypto.encode_salt(salt)}"']
+            lines.append(f'{crypto.CONFIG_CHECK_KEY}: "{crypto.make_check(keyring, salt)}"')
+            return (text + newline.join(lines) + newline).encode("utf-8")
+
+        self.store.update(config_path, change)
+        self.config = load_config(self.root)
+        self._salt = found["salt"]
+        self._keyring = keyring
+        self._own_keyring = keyring is not passphrase
+
+    def lock(self) -> None:
+        """Forget the key (and the passphrase, when unlock() was given a str)."""
+        keyring, self._keyring = self._keyring, None
+        if keyring is not None and getattr(self, "_own_keyring", False):
+            keyring.forget()
+
+    @property
+    def keyring(self):
+        """The unlocked keyring; LockedError when locked."""
+        if self._keyring is None:
+            raise LockedError("the vault is locked: give --passphrase-file PATH or set MIRRORFS_PASSPHRASE")
+        return self._keyring
+
+    @property
+    def salt(self) -> bytes:
+        """The per-vault salt (only known once unlocked)."""
+        self.keyring
+        return self._salt
+
     def is_unlocked_for_sealing(self) -> bool:
         return self._keyring is not None
 
+    def readable(self, text: str, errors: str = "placeholder") -> str:
+        """*text* as a reader sees it: sections decrypted when unlocked, placeholders when locked.
+
+        With errors="raise" a section that cannot be opened raises (see crypto.decrypt_text).
+        """
+        from mirrorfs import crypto
+
+        if self._keyring is None:
+            return crypto.lock_placeholder(text)
+        return crypto.decrypt_text(text, self._keyring, errors=errors)
+
     def seal_text(self, text: str) -> str:
-        """Encrypt the marked sections of *text* (needs the vault unlocked)."""
-        raise LockedError("unlock the vault to write secret sections")
+        """Encrypt the ```secret blocks of *text*; LockedError when it has any and the vault is locked."""
+        from mirrorfs import crypto
+
+        if not crypto.has_unsealed(text):
+            return text
+        if self._keyring is None:
+            raise LockedError(
+                "this text holds a ```secret block and the vault is locked; nothing was written "
+                "(give --passphrase-file PATH or set MIRRORFS_PASSPHRASE)"
+            )
+        return crypto.seal_text(text, self._keyring, self._salt)
 
     def seal_body(self, body: str) -> str:
         """Encrypt a whole body as one section (needs the vault unlocked)."""
-        raise LockedError("unlock the vault to write secret memories (--passphrase-file or MIRRORFS_PASSPHRASE)")
+        from mirrorfs import crypto
+
+        if self._keyring is None:
+            raise LockedError("unlock the vault to write secret memories (--passphrase-file or MIRRORFS_PASSPHRASE)")
+        newline = "\r\n" if "\r\n" in body else "\n"
+        plaintext = body.strip("\r\n")
+        if not plaintext.strip():
+            raise InvalidValueError("a secret needs some text")
+        return crypto.encrypt_section(plaintext, self._keyring, salt=self._salt) + newline
 
     def remember(self, text: str, **kwargs: Any):
         """Write a new memory note; see Memory.add."""
