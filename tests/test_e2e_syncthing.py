@@ -246,26 +246,34 @@ def test_both_append_to_their_own_sessions_at_once_nothing_lost(mesh):
 def test_same_note_edited_on_both_sides_while_paused_loses_nothing(mesh):
     laptop, phone = mesh.laptop, mesh.phone
     rel = "memory/reading-list.md"
+    clash = "memory/colour.md"  # both sides change the same line: kept for a person
     with laptop.active() as v:
         v.remember("Reading list:\n- Dune\n- Solaris", title="Reading list")
+        v.remember("Favourite colour: green", title="Colour")
         session = v.sessions.create("Shared chat")
         session.add_message("user", "hello from before the pause")
     # Each device has seen the base version once its watcher reported it.
-    phone.wait_line(lambda l: f"({rel})" in l, what="the base version of the note")
-    mesh.wait_in_sync(SYNC_TIMEOUT)
-    phone.wait_line(lambda l: "Shared chat" in l, what="the base version of the session")
+    waiting = {f"({rel})", f"({clash})", f"({session.relpath})"}
+
+    def seen_all(line: str) -> bool:
+        waiting.difference_update({w for w in waiting if w in line})
+        return not waiting
+
+    phone.wait_line(seen_all, what=f"the base versions of {waiting}")
 
     mesh.pause()
     with laptop.active() as v:
         v.memory.update(rel, text="Reading list:\n- Dune\n- Solaris\n- Laptop adds Neuromancer")
+        v.memory.update(clash, text="Favourite colour: blue (laptop)")
         v.sessions.load(session.id).add_message("user", "laptop said this while paused")
     with phone.active() as v:
         v.memory.update(rel, text="Reading list:\n- Dune (reread)\n- Solaris\n- Phone adds Hyperion")
+        v.memory.update(clash, text="Favourite colour: red (phone)")
         v.sessions.load(session.id).add_message("user", "phone said this while paused")
     # Syncthing keeps the version with the newer mtime (1 s resolution): make it the
     # phone's, so the laptop's watcher meets the copy first, every run alike.
     session_rel = session.relpath
-    for r in (rel, session_rel):
+    for r in (rel, clash, session_rel):
         newer = (laptop.root / r).stat().st_mtime + 5
         os.utime(phone.root / r, (newer, newer))
     mesh.scan()
@@ -273,6 +281,7 @@ def test_same_note_edited_on_both_sides_while_paused_loses_nothing(mesh):
 
     laptop_lines = {"Reading list:", "- Dune", "- Solaris", "- Laptop adds Neuromancer"}
     phone_lines = {"Reading list:", "- Dune (reread)", "- Solaris", "- Phone adds Hyperion"}
+    clash_lines = {"Favourite colour: blue (laptop)", "Favourite colour: red (phone)"}
     want_messages = {"hello from before the pause", "laptop said this while paused",
                      "phone said this while paused"}
     state = {}
@@ -290,7 +299,9 @@ def test_same_note_edited_on_both_sides_while_paused_loses_nothing(mesh):
                 return False
             if [l for l in laptop_lines | phone_lines if l not in kept]:
                 return False
-        return (laptop.root / rel).read_bytes() == (phone.root / rel).read_bytes()
+            if [l for l in clash_lines if l not in _kept_text(d.root, clash)]:
+                return False
+        return all((laptop.root / r).read_bytes() == (phone.root / r).read_bytes() for r in (rel, clash))
 
     try:
         mesh.wait_until(settled, 45, "merged session and note on both sides", interval=0.5)
@@ -298,10 +309,14 @@ def test_same_note_edited_on_both_sides_while_paused_loses_nothing(mesh):
         laptop.drain(), phone.drain()
         print("state:", json.dumps(state, indent=1), "\nlaptop:", laptop.seen, "\nphone:", phone.seen)
 
+    print("merged note:\n" + (laptop.root / rel).read_text(encoding="utf-8"))
     # The note: every line of both edits is in the note, a kept copy or the trash.
     for d in (laptop, phone):
         kept = _kept_text(d.root, rel)
         assert [l for l in laptop_lines | phone_lines if l not in kept] == [], d.name
+        # The base is known on both devices, so the merge is certain: both additions in the note.
+        body = _body_lines(d.root / rel)
+        assert {"- Laptop adds Neuromancer", "- Phone adds Hyperion", "- Dune (reread)"} <= body, (d.name, body)
     # A watcher said so, or the conflict waits for a person.
     said = [l for l in laptop.seen + phone.seen if "conflict" in l and "reading-list" in l]
     if not said:
@@ -318,3 +333,14 @@ def test_same_note_edited_on_both_sides_while_paused_loses_nothing(mesh):
             got = [m.content for m in v.sessions.load(session.id).get_messages()]
         assert sorted(got) == sorted(want_messages), (d.name, got)
         assert got[0] == "hello from before the pause"
+    # The same line changed on both sides: neither is picked; the note holds one side,
+    # the copy the other, and the conflict is surfaced to the person.
+    for d in (laptop, phone):
+        assert [l for l in clash_lines if l not in _kept_text(d.root, clash)] == [], d.name
+        listed = json.loads(subprocess.run(
+            [sys.executable, "-m", "mirrorfs", "--vault", str(d.root), "--instance", d.name,
+             "conflicts", "list", "--json"],
+            capture_output=True, text=True, env=d.env(), check=True).stdout)
+        assert [c["original"] for c in listed] == [clash], (d.name, listed)
+    assert [l for l in laptop.seen + phone.seen if "kept for a person" in l and clash.split("/")[1][:-3] in l], \
+        (laptop.seen, phone.seen)
