@@ -30,7 +30,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import filelock
 import whoosh
@@ -900,13 +900,18 @@ class Index:
         if progress is None:
             progress = terminal_progress()
         found = scan(self.root)
+        if found.unreadable:
+            # A rebuild would drop those folders' notes; keep the index as it is.
+            raise SearchIndexError(
+                "cannot rebuild the index: cannot read folder(s) "
+                + ", ".join(found.unreadable) + "; fix their permissions and try again"
+            )
         report = ReconcileReport(rebuilt=True)
         report.warnings += self._scan_warnings(found)
         name = f"gen-{secrets.token_hex(8)}"
         gen_dir = self.layout.gen(name)
         gen_dir.mkdir(parents=True, mode=0o700)
         old_name = self.layout.current_name()
-        old = _load_catalog(self.layout.gen(old_name)) if old_name else None
         try:
             windex.create_in(str(gen_dir), make_schema())
             files, warnings = build_generation(
@@ -914,13 +919,7 @@ class Index:
                 progress=progress, procs=procs,
             )
             report.warnings += warnings
-            # Files we could not read now but that the old index knew keep their entries
-            # only in the catalog; their documents need a readable file, so reindex later.
-            if old and found.unreadable:
-                report.warnings.append(
-                    "some folders could not be read; their notes are missing from the rebuilt index"
-                )
-            report.added = sorted(files)
+            report.added = sorted(p for p, rec in files.items() if rec[4].get("status") != "skipped")
             catalog = {
                 "schema": SCHEMA_VERSION, "engine": ENGINE, "vault_id": self.vault_id,
                 "root": self.root, "files": files, "built": time.time(), "updated": time.time(),
@@ -987,7 +986,7 @@ class Index:
         """The most characteristic terms of *text* against the whole index."""
         s = self._open_searcher()
         return list(s.key_terms_from_text("body", text, numterms=numterms,
-                                          model=_ExpansionModel()))
+                                          model=_bo1()))
 
     def similar_query(self, terms: list[tuple[str, float]]):
         """An OR query of weighted key terms ("more like this")."""
@@ -1082,7 +1081,7 @@ def highlight(text: str, terms: Iterable[str], top: int = 2, chars: int = 180) -
     return " ".join(out).replace("****", "").replace("… …", "…")
 
 
-def _ExpansionModel():
+def _bo1():
     from whoosh.classify import Bo1Model
     return Bo1Model
 
@@ -1347,22 +1346,6 @@ def _raw(hit) -> RawHit:
     except Exception:  # matched terms were not recorded for this search
         pass
     return RawHit(dict(hit.fields()), float(hit.score), terms)
-
-
-def combine(*queries):
-    """AND of several queries (None skipped)."""
-    qs = [q for q in queries if q is not None]
-    if not qs:
-        return wquery.Every()
-    return qs[0] if len(qs) == 1 else wquery.And(qs)
-
-
-def or_terms(fieldname: str, values: Iterable[str]):
-    return wquery.Or([wquery.Term(fieldname, v) for v in values])
-
-
-def match_all():
-    return wquery.Every()
 
 
 # --------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -334,7 +333,7 @@ def test_unreadable_folder_keeps_its_documents(world_tmp):
         pytest.fail("this test drops privileges to `nobody` and needs to start as root")
     tmp_path = world_tmp
     root = tmp_path / "v"
-    vault = Vault.init(root, name="Mira", instance="laptop")
+    Vault.init(root, name="Mira", instance="laptop")
     write(root, "memory/a.md", note("Alpha", "The okapi hides."))
     write(root, "private/b.md", note("Beta", "The okapi eats."))
     state = tmp_path / "state"
