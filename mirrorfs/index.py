@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import logging
 import multiprocessing
+import threading
 import os
 import pickle
 import re
@@ -41,6 +42,7 @@ from whoosh import qparser
 from whoosh import query as wquery
 from whoosh import scoring as wscoring
 from whoosh.lang.porter import stem as _porter_stem
+from whoosh.system import pack_uint as _pack_uint
 from whoosh.codec.whoosh3 import W3Codec
 from whoosh.writing import SegmentWriter
 
@@ -178,6 +180,67 @@ class MirrorAnalyzer(wanalysis.Analyzer):
                     yield t
 
 
+def term_positions(value: str, minsize: int = 2, maxsize: int = 40) -> dict[str, list[int]]:
+    """The terms of *value* with their positions, exactly as MirrorAnalyzer
+    yields them, in one loop without Token objects (indexing's hot path)."""
+    poses: dict[str, list[int]] = {}
+    pos = 0
+    stop = _STOP
+    stem = _STEM_CACHE.get
+    for m in _TOKEN.finditer(value):
+        run, word = m.groups()
+        if word is not None:
+            w = word.lower()
+            if not minsize <= len(w) <= maxsize or w in stop:
+                continue
+            w = stem(w) or _stem(w)
+            grams = (w,)
+        elif len(run) == 1:
+            grams = (run,)
+        else:
+            grams = [run[i:i + 2] for i in range(len(run) - 1)]
+        for g in grams:
+            lst = poses.get(g)
+            if lst is None:
+                poses[g] = [pos]
+            else:
+                lst.append(pos)
+            pos += 1
+    return poses
+
+
+class FastText(wfields.TEXT):
+    """TEXT indexed through `term_positions` (same terms as its analyzer)."""
+
+    def index(self, value, **kwargs):
+        fb = self.format.field_boost
+        encode = self.format.encode
+        for w, poslist in term_positions(value).items():
+            n = len(poslist)
+            yield w.encode("utf-8"), n, n * fb, encode(poslist)
+
+
+class FastID(wfields.ID):
+    """An ID whose value is its one term, without Whoosh's analyzer chain."""
+
+    def index(self, value, **kwargs):
+        yield value.encode("utf-8"), 1, self.format.field_boost, b""
+
+
+class FastTags(wfields.KEYWORD):
+    """Comma-separated lowercase keywords, without Whoosh's analyzer chain."""
+
+    def index(self, value, **kwargs):
+        fb = self.format.field_boost
+        counts: dict[str, int] = {}
+        for w in value.split(","):
+            w = w.strip().lower()
+            if w:
+                counts[w] = counts.get(w, 0) + 1
+        for w, n in counts.items():
+            yield w.encode("utf-8"), n, n * fb, _pack_uint(n)
+
+
 _ANALYZER = MirrorAnalyzer()
 
 
@@ -193,27 +256,26 @@ def make_schema() -> wfields.Schema:
     """
     text = MirrorAnalyzer()
     return wfields.Schema(
-        path=wfields.ID(stored=True),  # vault-relative, POSIX separators
-        id=wfields.ID(stored=True),
-        type=wfields.ID(stored=True),
-        title=wfields.TEXT(analyzer=text, stored=True, field_boost=3.0,
-                           multitoken_query="phrase"),
-        aliases=wfields.TEXT(analyzer=text, field_boost=2.0, multitoken_query="phrase"),
+        path=FastID(stored=True),  # vault-relative, POSIX separators
+        id=FastID(stored=True),
+        type=FastID(stored=True),
+        title=FastText(analyzer=text, stored=True, field_boost=3.0, multitoken_query="phrase"),
+        aliases=FastText(analyzer=text, field_boost=2.0, multitoken_query="phrase"),
         # `tags` filters (`tag:x`, also on a session's messages); `keywords`
         # holds a note's own tags for ranking words that are tags.
-        tags=wfields.KEYWORD(stored=True, commas=True, lowercase=True),
-        keywords=wfields.KEYWORD(commas=True, lowercase=True, scorable=True, field_boost=2.0),
-        kind=wfields.ID(stored=True),
-        tier=wfields.ID(stored=True),
-        category=wfields.ID(stored=True),
-        instance=wfields.ID(stored=True),
-        updated_by=wfields.ID,
-        role=wfields.ID(stored=True),
-        created=wfields.ID,  # YYYYMMDD, UTC
-        updated=wfields.ID,
+        tags=FastTags(stored=True, commas=True, lowercase=True),
+        keywords=FastTags(commas=True, lowercase=True, scorable=True, field_boost=2.0),
+        kind=FastID(stored=True),
+        tier=FastID(stored=True),
+        category=FastID(stored=True),
+        instance=FastID(stored=True),
+        updated_by=FastID,
+        role=FastID(stored=True),
+        created=FastID,  # YYYYMMDD, UTC
+        updated=FastID,
         created_at=wfields.STORED,  # the exact times, for results
         updated_at=wfields.STORED,
-        body=wfields.TEXT(analyzer=text, multitoken_query="phrase"),
+        body=FastText(analyzer=text, multitoken_query="phrase"),
         msg=wfields.STORED,  # message id
         flags=wfields.KEYWORD(stored=True),
     )
@@ -1427,7 +1489,12 @@ def build_generation(root: str, gen_dir: str, relpaths: list[str], max_bytes: in
             progress(0, total)
         results = [_index_chunk(j) for j in jobs]
     else:
-        ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        # fork is fastest, but forking a process that runs other threads (the
+        # watcher's observer, its query server) can hand a child a lock that is
+        # held forever: the first index of `mirrorfs watch` hung that way.
+        threaded = threading.active_count() > 1
+        method = "fork" if sys.platform.startswith("linux") and not threaded else "spawn"
+        ctx = multiprocessing.get_context(method)
         counter = ctx.Value("l", 0)
         with ctx.Pool(len(jobs), initializer=_init_worker, initargs=(counter,)) as pool:
             pending = pool.map_async(_index_chunk, jobs)
@@ -1456,11 +1523,22 @@ def build_generation(root: str, gen_dir: str, relpaths: list[str], max_bytes: in
 
 
 def naive_build(gen_dir: str, docs: Iterable[dict]) -> None:
-    """The baseline the benchmark compares with: Whoosh's defaults, one process."""
+    """The baseline the benchmark compares with: the same documents and field
+    names, Whoosh's stock field types (StemmingAnalyzer for text), one
+    default writer in one process."""
+    W = wfields
     text = wanalysis.StemmingAnalyzer()
-    schema = make_schema()
-    for name in ("title", "aliases", "body"):
-        schema._fields[name] = wfields.TEXT(analyzer=text, field_boost=schema[name].format.field_boost)
+    schema = W.Schema(
+        path=W.ID(stored=True), id=W.ID(stored=True), type=W.ID(stored=True),
+        title=W.TEXT(analyzer=text, stored=True, field_boost=3.0),
+        aliases=W.TEXT(analyzer=text, field_boost=2.0),
+        tags=W.KEYWORD(stored=True, commas=True, lowercase=True),
+        keywords=W.KEYWORD(commas=True, lowercase=True, scorable=True, field_boost=2.0),
+        kind=W.ID(stored=True), tier=W.ID(stored=True), category=W.ID(stored=True),
+        instance=W.ID(stored=True), updated_by=W.ID, role=W.ID(stored=True),
+        created=W.ID, updated=W.ID, created_at=W.STORED, updated_at=W.STORED,
+        body=W.TEXT(analyzer=text), msg=W.STORED, flags=W.KEYWORD(stored=True),
+    )
     ix = windex.create_in(gen_dir, schema)
     w = ix.writer()
     for d in docs:

@@ -377,3 +377,14 @@ def test_sync_conflict_copies_are_not_indexed(vault):
     write(vault.root, "memory/a.sync-conflict-20261121-100412-ABCDEFG.md", note("Alpha", "The wombat digs too."))
     write(vault.root, "memory/a (conflicted copy 2026-11-21 100412).md", note("Alpha", "The wombat digs."))
     assert paths_of(search.search(vault, "wombat")) == ["memory/a.md"]
+
+
+def test_fast_indexing_path_gives_the_analyzer_terms(corpora):
+    """term_positions (indexing) and MirrorAnalyzer (queries, snippets) must agree."""
+    texts = [p.read_text("utf-8") for p in sorted((corpora / "obsidian-help").rglob("*.md"))]
+    texts.append("Running the compilers: don't x café 東京都の検索機能 日 v2.7.4 ไทยภาษา")
+    for text in texts:
+        expected: dict[str, list[int]] = {}
+        for tok in index_mod.MirrorAnalyzer()(text, positions=True, mode="index"):
+            expected.setdefault(tok.text, []).append(tok.pos)
+        assert index_mod.term_positions(text) == expected
