@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 
 # Bump when the schema, the analyzer or the catalog change: an index of another
 # version is rebuilt on first use.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 ENGINE = f"whoosh-{whoosh.versionstring()}"
 DEFAULT_MAX_BYTES = note_mod.DEFAULT_MAX_BYTES
 # Below this many files a rebuild runs in-process: starting workers costs more.
@@ -209,15 +209,39 @@ def term_positions(value: str, minsize: int = 2, maxsize: int = 40) -> dict[str,
     return poses
 
 
+# Positions between the weighted parts of a body, so that no phrase spans two.
+PART_GAP = 100
+
+
 class FastText(wfields.TEXT):
-    """TEXT indexed through `term_positions` (same terms as its analyzer)."""
+    """TEXT indexed through `term_positions` (same terms as its analyzer).
+
+    The value may also be a tuple of (text, weight) parts: a term's posting
+    weight is then the weighted sum of its counts in the parts, which is how
+    BM25F combines fields before saturating term frequency.
+    """
 
     def index(self, value, **kwargs):
         fb = self.format.field_boost
         encode = self.format.encode
-        for w, poslist in term_positions(value).items():
-            n = len(poslist)
-            yield w.encode("utf-8"), n, n * fb, encode(poslist)
+        if isinstance(value, str):
+            for w, poslist in term_positions(value).items():
+                n = len(poslist)
+                yield w.encode("utf-8"), n, n * fb, encode(poslist)
+            return
+        poses: dict[str, list[int]] = {}
+        weights: dict[str, float] = {}
+        start = 0
+        for text, weight in value:
+            last = start
+            for w, poslist in term_positions(text).items():
+                shifted = [p + start for p in poslist]
+                poses.setdefault(w, []).extend(shifted)
+                weights[w] = weights.get(w, 0.0) + weight * len(poslist)
+                last = max(last, shifted[-1])
+            start = last + PART_GAP
+        for w, poslist in poses.items():
+            yield w.encode("utf-8"), len(poslist), weights[w] * fb, encode(poslist)
 
 
 class FastID(wfields.ID):
@@ -298,8 +322,9 @@ QUERY_FIELDS = {
     "time": "created", "path": "path", "id": "id",
     "flag": "flags", "flags": "flags",
 }
-DEFAULT_FIELDS = ("title", "keywords", "aliases", "body")
-FIELD_BOOSTS = {"title": 3.0, "keywords": 2.0, "aliases": 2.0}
+# A word without a field searches the body, which also carries a note's
+# title, aliases and tags with these weights (see FastText.index).
+FIELD_WEIGHTS = {"title": 3.0, "aliases": 2.0, "tags": 2.0, "body": 1.0}
 
 
 # --------------------------------------------------------------------------
@@ -403,7 +428,11 @@ def file_documents(relpath: str, data: bytes) -> FileEntry:
         "title": title,
         "tags": ",".join(tags),
         "keywords": ",".join(tags),
-        "body": preamble,
+        # Title, aliases and tags are also part of the body, weighted (see
+        # FastText.index): one field to match and rank on, BM25F style.
+        "body": tuple((text, FIELD_WEIGHTS[name]) for name, text in (
+            ("title", title), ("aliases", " ".join(_as_list(meta.get("aliases")))),
+            ("tags", " ".join(tags)), ("body", preamble)) if text),
     }
     optional = {
         "id": doc_id,
@@ -585,11 +614,53 @@ def scan(root: str | os.PathLike) -> Scan:
 # Generations, catalog and locking.
 
 
+class _SaturatedScorer(wscoring.BaseScorer):
+    """BM25 term score without length normalisation (b = 0).
+
+    With b = 0 a block's best score follows from its largest weight alone, so
+    Whoosh skips whole blocks of postings that cannot reach the top results
+    (and never looks up a document length): a frequent word is scored in a
+    few milliseconds instead of tens. Length matters little here: the body's
+    weight already combines title, tags and text, and tf saturates at K1.
+    """
+
+    def __init__(self, idf: float, max_weight: float, k1: float):
+        self.idf = idf
+        self.k1 = k1
+        self._max = self._score(max_weight)
+
+    def _score(self, weight: float) -> float:
+        return self.idf * weight * (self.k1 + 1) / (weight + self.k1)
+
+    def supports_block_quality(self):
+        return True
+
+    def score(self, matcher):
+        return self._score(matcher.weight())
+
+    def max_quality(self):
+        return self._max
+
+    def block_quality(self, matcher):
+        return self._score(matcher.block_max_weight())
+
+
+class _Weighting(wscoring.WeightingModel):
+    """BM25F with b = 0 over the weighted body (see _SaturatedScorer)."""
+
+    K1 = 1.2
+
+    def supports_block_quality(self):
+        return True
+
+    def scorer(self, searcher, fieldname, text, qf=1):
+        parent = searcher.get_parent()
+        info = searcher.term_info(fieldname, text)
+        return _SaturatedScorer(parent.idf(fieldname, text), info.max_weight(), self.K1)
+
+
 def _weighting():
-    # BM25F. Length normalisation off for the short fields: messages have no
-    # title or tags, so those fields' average length over all documents is
-    # tiny and would make every real title look long.
-    return wscoring.BM25F(title_B=0.0, keywords_B=0.0, aliases_B=0.0)
+    return _Weighting()
 
 
 class _Layout:
@@ -1012,7 +1083,7 @@ class Index:
     def search(self, q, *, types: Iterable[str] | None = None, messages: bool = True,
                tags: Iterable[str] | None = None, instances: Iterable[str] | None = None,
                paths: Iterable[str] | None = None, limit: int | None = 20,
-               terms: bool = True) -> list[RawHit]:
+               terms: bool = False) -> list[RawHit]:
         """Ranked hits of a parsed query: note documents of *types* (all when
         None), plus message documents when *messages*, filtered by tags,
         instances and paths."""
@@ -1043,6 +1114,30 @@ class Index:
         """Rebuild after the generation *failing* turned out damaged."""
         log.warning("search index %s is damaged (%s); rebuilding", failing, exc)
         return self.rebuild(if_current=failing or "")
+
+    def query_terms(self, q) -> frozenset[str]:
+        """The text terms of a query that exist in the index (prefixes expanded),
+        for marking snippets."""
+        fields = ("body", "title", "aliases")
+
+        def run():
+            found = {t for f, t in q.iter_all_terms(phrases=True) if f in fields}
+            reader = None
+            for leaf in q.leaves() if q.is_leaf() is False else [q]:
+                if isinstance(leaf, wquery.MultiTerm) and leaf.field() in fields:
+                    reader = reader or self._open_searcher().reader()
+                    for t in list(leaf._btexts(reader))[:1000]:
+                        found.add(t.decode("utf-8") if isinstance(t, bytes) else t)
+            return frozenset(t for t in found if isinstance(t, str))
+        try:
+            return run()
+        except Exception:  # only snippets depend on it
+            self.close()
+            return frozenset()
+
+    def terms_of(self, text: str) -> set[str]:
+        """The index terms of *text*."""
+        return set(term_positions(text))
 
     def key_terms(self, text: str, numterms: int = 12) -> list[tuple[str, float]]:
         """The most characteristic terms of *text* against the whole index."""
@@ -1090,17 +1185,46 @@ class Index:
             self.close()
 
 
+def _term_spans(text: str, terms: frozenset, limit: int = 300) -> list[tuple[int, int, str]]:
+    """(start, end, term) of the tokens of *text* whose index term is in *terms*.
+
+    Same tokens as MirrorAnalyzer, but a word whose first two letters start no
+    wanted term is dropped before stemming (stemming never changes them).
+    """
+    heads = {t[:2] for t in terms}
+    spans = []
+    for m in _TOKEN.finditer(text):
+        run, word = m.groups()
+        if word is not None:
+            w = word.lower()
+            if w[:2] not in heads or not 2 <= len(w) <= 40 or w in _STOP:
+                continue
+            stem = _stem(w)
+            if stem in terms:
+                spans.append((m.start(), m.end(), stem))
+        else:
+            base = m.start()
+            if len(run) == 1:
+                if run in terms:
+                    spans.append((base, base + 1, run))
+                continue
+            for i in range(len(run) - 1):
+                if run[i:i + 2] in terms:
+                    spans.append((base + i, base + i + 2, run[i:i + 2]))
+        if len(spans) >= limit:
+            break
+    return spans
+
+
 def highlight(text: str, terms: Iterable[str], top: int = 2, chars: int = 180) -> str:
     """Passages around matched index terms (a lean stand-in for Whoosh's
     highlighter, which costs more than the search itself)."""
     terms = frozenset(terms)
     if not terms or not text:
         return ""
-    spans = [(t.startchar, t.endchar, t.text)
-             for t in _ANALYZER(text, chars=True, mode="index") if t.text in terms]
+    spans = _term_spans(text, terms)
     if not spans:
         return ""
-    spans = spans[:300]
     # Best windows: most distinct terms, then most occurrences, earliest first.
     chosen: list[tuple[int, int]] = []
     candidates = []
@@ -1154,11 +1278,8 @@ _PARSERS: dict[bool, Any] = {}
 def _parser(any_word: bool = False):
     if any_word not in _PARSERS:
         schema = make_schema()
-        # Query-side boosts: Whoosh applies a schema field_boost before BM25's
-        # saturation, where it is mostly lost; these multiply the field's score.
         group = qparser.OrGroup.factory(0.9) if any_word else qparser.AndGroup
-        parser = qparser.MultifieldParser(list(DEFAULT_FIELDS), schema, group=group,
-                                          fieldboosts=FIELD_BOOSTS)
+        parser = qparser.QueryParser("body", schema, group=group)
         aliases: dict[str, list[str]] = {}
         for name, target in QUERY_FIELDS.items():
             if name != target:
@@ -1542,5 +1663,7 @@ def naive_build(gen_dir: str, docs: Iterable[dict]) -> None:
     ix = windex.create_in(gen_dir, schema)
     w = ix.writer()
     for d in docs:
+        if isinstance(d.get("body"), tuple):  # weighted parts: plain text for stock TEXT
+            d = dict(d, body="\n".join(text for text, _ in d["body"]))
         w.add_document(**d)
     w.commit()

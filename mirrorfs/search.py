@@ -188,14 +188,21 @@ def _lead(text: str, chars: int = SNIPPET_CHARS) -> str:
     return flat if len(flat) <= chars else flat[:chars].rsplit(" ", 1)[0] + " …"
 
 
-def _hit(raw, idx: Index, texts: _Texts, snippets: bool = True) -> SearchHit:
+def _text(raw, texts: _Texts) -> str:
+    f = raw.fields
+    if f.get("type") == "message":
+        return texts.message(f["path"], f.get("msg", ""))
+    return texts.body(f["path"], f)
+
+
+def _hit(raw, idx: Index, texts: _Texts, snippets: bool = True,
+         terms: frozenset[str] = frozenset()) -> SearchHit:
     f = raw.fields
     doc = "message" if f.get("type") == "message" else "note"
     snippet = ""
     if snippets:
-        text = (texts.message(f["path"], f.get("msg", "")) if doc == "message"
-                else texts.body(f["path"], f))
-        snippet = idx.highlight(text, raw.terms, chars=SNIPPET_CHARS) if raw.terms else ""
+        text = _text(raw, texts)
+        snippet = idx.highlight(text, terms, chars=SNIPPET_CHARS) if terms else ""
         if not snippet:
             snippet = _lead(text)
         snippet = " ".join(snippet.split())
@@ -255,7 +262,8 @@ def search(vault, query: str, types: Iterable[str] | None = None, sessions: bool
     raws = idx.search(q, types=note_types, messages=messages, tags=tags,
                       instances=instances, limit=limit)
     texts = _Texts(vault)
-    return SearchResults((_hit(r, idx, texts, snippets) for r in raws), query, report)
+    terms = idx.query_terms(q) if snippets and raws else frozenset()
+    return SearchResults((_hit(r, idx, texts, snippets, terms) for r in raws), query, report)
 
 
 def recall(vault, query: str, limit: int = 10, half_life_days: float = 30.0,
@@ -331,10 +339,14 @@ def find_similar(vault, text_or_path: str, limit: int = 10, threshold: float = 0
     for raw in raws:
         if raw.fields.get("path") == source and raw.fields.get("type") != "message":
             continue
-        share = sum(weight.get(t, 0.0) for t in raw.terms) / total
+        text = _text(raw, texts)
+        if raw.fields.get("type") != "message":
+            text = f"{raw.fields.get('title') or ''}\n{text}"
+        present = idx.terms_of(text)
+        share = sum(w for t, w in weight.items() if t in present) / total
         if share < threshold:
             continue
-        hit = _hit(raw, idx, texts)
+        hit = _hit(raw, idx, texts, True, frozenset(weight))
         hit.relevance = hit.score
         hit.score = round(share, 4)
         hits.append(hit)
