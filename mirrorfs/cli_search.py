@@ -7,8 +7,56 @@ import sys
 
 import click
 
-from mirrorfs import search as search_api
 from mirrorfs.cli import cli, json_option, output, pass_vault, read_text_arg
+
+
+class _LazySearch:
+    """mirrorfs.search, imported on first use: it pulls in Whoosh (~0.1 s), which a
+    search answered by a running watcher does not need."""
+
+    def __getattr__(self, name):
+        from mirrorfs import search
+
+        return getattr(search, name)
+
+
+search_api = _LazySearch()
+
+
+class _RemoteHit:
+    """A hit as the watcher sent it (SearchHit.to_dict()), readable like a SearchHit."""
+
+    def __init__(self, data: dict):
+        import datetime as dt
+
+        self._data = data
+        self.__dict__.update({"tags": [], "flags": [], "snippet": "", "doc": "note"})
+        self.__dict__.update(data)
+        for key in ("created", "updated", "time"):
+            value = data.get(key)
+            setattr(self, key, dt.datetime.fromisoformat(value) if value else None)
+        for key in ("session", "session_title", "role", "title", "type", "message_id", "kind", "instance"):
+            self.__dict__.setdefault(key, None)
+
+    def to_dict(self) -> dict:
+        return self._data
+
+
+class _RemoteResults(list):
+    def __init__(self, reply: dict):
+        super().__init__(_RemoteHit(h) for h in reply["hits"])
+        self.warnings = reply.get("warnings", [])
+        self.stale = reply.get("stale", False)
+
+
+def _ask_watcher(vault, op: str, args: dict):
+    """The running watcher's answer, or None when no watcher serves this vault here."""
+    from mirrorfs import server
+
+    try:
+        return _RemoteResults(server.ask(vault.state_dir, op, args))
+    except ConnectionError:
+        return None
 
 
 def _bold(snippet: str) -> str:
@@ -82,9 +130,11 @@ def search_cmd(vault, query, types, tags, instances, no_sessions, any_word, limi
       mirrorfs search '"morning routine" OR breakfast' --type memory
       mirrorfs search 'lisbon role:assistant created:>30d' --json
     """
-    results = search_api.search(vault, query, types=list(types) or None, sessions=not no_sessions,
-                                limit=limit, tags=list(tags) or None,
-                                instances=list(instances) or None, any_word=any_word)
+    args = dict(types=list(types) or None, sessions=not no_sessions, limit=limit,
+                tags=list(tags) or None, instances=list(instances) or None, any_word=any_word)
+    results = _ask_watcher(vault, "search", {"query": query, **args})
+    if results is None:
+        results = search_api.search(vault, query, **args)
     _warn(results)
     output([h.to_dict() for h in results] if as_json else results, as_json, _hits_text)
 
@@ -107,7 +157,10 @@ def recall_cmd(vault, query, limit, half_life, as_json):
       mirrorfs recall "what does Sam drink"
       mirrorfs recall 'tag:travel lisbon' --json
     """
-    results = search_api.recall(vault, query, limit=limit, half_life_days=half_life)
+    args = dict(limit=limit, half_life_days=half_life)
+    results = _ask_watcher(vault, "recall", {"query": query, **args})
+    if results is None:
+        results = search_api.recall(vault, query, **args)
     _warn(results)
     output([h.to_dict() for h in results] if as_json else results, as_json, _hits_text)
 

@@ -113,6 +113,7 @@ class WatchDaemon:
         self._batches = 0
         self._lag: float | None = None
         self._started = _now()
+        self.requests: dict[str, int] = {}  # served over the socket, per op
         self.on_batch: Callable[[list[Change]], None] | None = None  # for tests and benchmarks
 
     # -- lifecycle ------------------------------------------------------------
@@ -345,11 +346,20 @@ class WatchDaemon:
     # -- queries over the socket ---------------------------------------------------
 
     def _handlers(self) -> dict[str, Callable[[dict], Any]]:
-        return {
+        handlers = {
             "ping": lambda args: {"pid": os.getpid(), "indexing": self._indexing},
             "search": self._search,
             "recall": self._recall,
         }
+
+        def counted(op: str, handler: Callable[[dict], Any]) -> Callable[[dict], Any]:
+            def serve(args: dict) -> Any:
+                self.requests[op] = self.requests.get(op, 0) + 1
+                return handler(args)
+
+            return serve
+
+        return {op: counted(op, handler) for op, handler in handlers.items()}
 
     def _search(self, args: dict) -> dict:
         from mirrorfs import search

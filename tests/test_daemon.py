@@ -138,3 +138,30 @@ def test_watch_command_runs_and_stops_cleanly_on_sigterm(vault, state_dir):
     assert read_status(vault)["running"] is False
     card = Vault.open(vault.root, instance="laptop").instances.get("laptop")
     assert card.meta["status"] == "idle"
+
+
+def test_cli_search_goes_through_the_watcher_with_identical_results(vault, state_dir):
+    from click.testing import CliRunner
+
+    from mirrorfs.cli import cli
+
+    vault.remember("Sam keeps a sourdough starter called Clint", title="Sourdough")
+    s = vault.sessions.create("Baking")
+    s.add_message("user", "How often should I feed the sourdough starter?")
+    args = ["--vault", str(vault.root), "search", "sourdough"]
+    d = WatchDaemon(Vault.open(vault.root, instance="laptop"), echo=lambda l: None)
+    d.start()
+    try:
+        assert d.wait_ready(TIMEOUT)
+        through = json.loads(CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False).output)
+        text = CliRunner().invoke(cli, args, catch_exceptions=False).output
+        assert d.requests.get("search") == 2  # both CLI runs were answered by the watcher
+        local = [h.to_dict() for h in search.search(Vault.open(vault.root, instance="laptop"), "sourdough")]
+    finally:
+        d.stop()
+    assert through == local
+    assert sorted(h["path"] for h in through) == sorted([s.relpath, "memory/sourdough.md"])
+    assert "memory/sourdough.md  [memory] Sourdough" in text
+    # Without a watcher the CLI answers itself, with the same hits.
+    alone = json.loads(CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False).output)
+    assert [h["path"] for h in alone] == [h["path"] for h in through]
