@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -17,7 +18,6 @@ import click
 import yaml
 
 from mirrorfs import __version__
-from mirrorfs.crypto import has_unsealed
 from mirrorfs.errors import MirrorfsError
 from mirrorfs.memory import KINDS, TIERS
 from mirrorfs.messages import ROLES
@@ -26,8 +26,45 @@ from mirrorfs.session import EXPORT_FORMATS
 from mirrorfs.vault import Vault
 
 
+# Commands of the other layers live in their own modules, imported only when
+# one of their commands runs: `mirrorfs search` answered by a watcher must not
+# pay for importing Whoosh or the crypto and merge layers.
+LAZY_COMMANDS = {
+    "search": "mirrorfs.cli_search",
+    "recall": "mirrorfs.cli_search",
+    "similar": "mirrorfs.cli_search",
+    "recent": "mirrorfs.cli_search",
+    "stats": "mirrorfs.cli_search",
+    "index": "mirrorfs.cli_search",
+    "conflicts": "mirrorfs.cli_conflicts",
+    "instances": "mirrorfs.cli_mirror",
+    "reflections": "mirrorfs.cli_mirror",
+    "intend": "mirrorfs.cli_mirror",
+    "bridge": "mirrorfs.cli_mirror",
+    "watch": "mirrorfs.cli_watch",
+    "status": "mirrorfs.cli_watch",
+    "seal": "mirrorfs.cli_crypto",
+    "reveal": "mirrorfs.cli_crypto",
+    "edit": "mirrorfs.cli_crypto",
+    "rekey": "mirrorfs.cli_crypto",
+    "doctor": "mirrorfs.cli_crypto",
+}
+
+
 class Group(click.Group):
     """A click group that turns MirrorfsError into a clean one-line error."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        if self is cli:
+            return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, name: str):
+        command = super().get_command(ctx, name)
+        if command is None and self is cli and name in LAZY_COMMANDS:
+            importlib.import_module(LAZY_COMMANDS[name])  # registers its commands on `cli`
+            command = super().get_command(ctx, name)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -196,6 +233,8 @@ def remember(vault: Vault, text: str, title, kind, tags, tier, source, secret: b
     """
     link = f"[[{vault.sessions.load(source).id}]]" if source else None
     text = read_text_arg(text)
+    from mirrorfs.crypto import has_unsealed
+
     if secret or passphrase_file is not None or has_unsealed(text):
         from mirrorfs.cli_crypto import unlock_vault
 
@@ -548,10 +587,3 @@ def demo(into: str | None) -> None:
 def main() -> None:  # pragma: no cover
     cli(prog_name="mirrorfs")
 
-
-# Commands of the other layers register themselves on `cli` when imported.
-from mirrorfs import cli_search  # noqa: E402,F401
-from mirrorfs import cli_conflicts  # noqa: E402,F401
-from mirrorfs import cli_mirror  # noqa: E402,F401
-from mirrorfs import cli_watch  # noqa: E402,F401
-from mirrorfs import cli_crypto  # noqa: E402,F401
