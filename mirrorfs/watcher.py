@@ -17,6 +17,7 @@ import os
 import stat
 import threading
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -46,6 +47,11 @@ except ImportError:  # pragma: no cover - older watchdog folds it into "modified
     FileAttribEvent = None
 
 log = logging.getLogger(__name__)
+
+# watchdog re-registers the inotify watch of a folder created twice in a row
+# (Syncthing does that for nested folders) and warns about it; the watch it
+# keeps is the right one, so the warning is only noise on `mirrorfs watch`.
+warnings.filterwarnings("ignore", message=r"Callback with id .* already exists for watch", category=RuntimeWarning)
 
 ADDED = "added"
 MODIFIED = "modified"
