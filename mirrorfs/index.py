@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 
 # Bump when the schema, the analyzer or the catalog change: an index of another
 # version is rebuilt on first use.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 ENGINE = f"whoosh-{whoosh.versionstring()}"
 DEFAULT_MAX_BYTES = note_mod.DEFAULT_MAX_BYTES
 # Below this many files a rebuild runs in-process: starting workers costs more.
@@ -309,6 +309,12 @@ def make_schema() -> wfields.Schema:
 LOWER_FIELDS = ("type", "kind", "tier", "category", "instance", "updated_by", "role")
 
 
+def _ts(t: dt.datetime | None) -> float | None:
+    """A naive-UTC datetime as a POSIX timestamp (the catalog pickles floats
+    several times faster than datetimes)."""
+    return t.replace(tzinfo=dt.timezone.utc).timestamp() if t is not None else None
+
+
 def _day(t: dt.datetime | None) -> str | None:
     return t.strftime("%Y%m%d") if t is not None else None
 
@@ -487,13 +493,13 @@ def file_documents(relpath: str, data: bytes) -> FileEntry:
         "category": optional["category"],
         "instance": _str(meta.get("instance")),
         "tags": [t for t in _expand_tags(_as_list(meta.get("tags")))],
-        "created": created,
-        "updated": updated,
+        "created": _ts(created),
+        "updated": _ts(updated),
         "messages": len(messages),
         "msg_instances": msg_instances,
         "msg_roles": msg_roles,
-        "first_message": first,
-        "last_message": last,
+        "first_message": _ts(first),
+        "last_message": _ts(last),
     }
     return FileEntry(docs, info)
 
@@ -684,12 +690,15 @@ class _Layout:
         return filelock.FileLock(str(self.lock_path))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, data: bytes, sync: bool = True) -> None:
+    """Replace *path* whole. Without *sync*, a crash may leave an old or empty
+    file: fine for the catalog, which is then rebuilt or re-reconciled."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -719,7 +728,10 @@ def _load_catalog(gen_dir: Path) -> dict | None:
 
 
 def _save_catalog(gen_dir: Path, catalog: dict) -> None:
-    _write_atomic(gen_dir / "catalog.pickle", pickle.dumps(catalog, protocol=pickle.HIGHEST_PROTOCOL))
+    path = gen_dir / "catalog.pickle"
+    _write_atomic(path, pickle.dumps(catalog, protocol=pickle.HIGHEST_PROTOCOL), sync=False)
+    st = path.stat()  # what we wrote is what a reload would give: keep it
+    _CATALOG_CACHE[str(path)] = ((st.st_mtime_ns, st.st_size, st.st_ino), catalog)
 
 
 # --------------------------------------------------------------------------
@@ -792,6 +804,8 @@ class Index:
         self._ix_gen: str | None = None
         self._searcher = None
         self._searcher_catalog: dict | None = None
+        # One thread at a time per Index (a server may search from several).
+        self._lock = threading.RLock()
 
     @classmethod
     def for_vault(cls, vault) -> "Index":
@@ -869,11 +883,17 @@ class Index:
 
     def ensure(self, progress: ProgressFn | None = None, wait: float = QUERY_LOCK_WAIT) -> ReconcileReport:
         """Make the index match the vault: rebuild if unusable, else reconcile."""
-        if self._live() is None:
-            return self.rebuild(progress=progress, if_unusable=True)
-        return self.reconcile(wait=wait)
+        with self._lock:
+            if self._live() is None:
+                return self.rebuild(progress=progress, if_unusable=True)
+            return self.reconcile(wait=wait)
 
     def reconcile(self, wait: float = QUERY_LOCK_WAIT) -> ReconcileReport:
+        """Apply adds, changes, deletes and renames made behind our back (see _reconcile)."""
+        with self._lock:
+            return self._reconcile(wait)
+
+    def _reconcile(self, wait: float) -> ReconcileReport:
         """Apply adds, changes, deletes and renames made behind our back.
 
         Only stats the vault when nothing changed. When another process holds
@@ -1005,6 +1025,10 @@ class Index:
         when another process made the index usable while we waited; with
         *if_current*, only rebuilds if that generation is still the live one.
         """
+        with self._lock:
+            return self._rebuild(progress, procs, if_unusable, if_current)
+
+    def _rebuild(self, progress, procs, if_unusable, if_current) -> ReconcileReport:
         lock = self.layout.lock()
         try:
             lock.acquire(timeout=REBUILD_LOCK_WAIT)
@@ -1072,6 +1096,7 @@ class Index:
         other processes may still be answering from it."""
         for p in self.layout.dir.glob("gen-*"):
             if p.name not in keep and p.is_dir():
+                _CATALOG_CACHE.pop(str(p / "catalog.pickle"), None)
                 shutil.rmtree(p, ignore_errors=True)
 
     # -- querying ----------------------------------------------------------
@@ -1091,6 +1116,10 @@ class Index:
         return self._run(lambda s: s.search(q, limit=limit, filter=filt, terms=terms))
 
     def _run(self, fn):
+        with self._lock:
+            return self._run_locked(fn)
+
+    def _run_locked(self, fn):
         for attempt in (0, 1, 2):
             failing = self.layout.current_name()
             try:
@@ -1129,11 +1158,12 @@ class Index:
                     for t in list(leaf._btexts(reader))[:1000]:
                         found.add(t.decode("utf-8") if isinstance(t, bytes) else t)
             return frozenset(t for t in found if isinstance(t, str))
-        try:
-            return run()
-        except Exception:  # only snippets depend on it
-            self.close()
-            return frozenset()
+        with self._lock:
+            try:
+                return run()
+            except Exception:  # only snippets depend on it
+                self.close()
+                return frozenset()
 
     def terms_of(self, text: str) -> set[str]:
         """The index terms of *text*."""
@@ -1141,9 +1171,9 @@ class Index:
 
     def key_terms(self, text: str, numterms: int = 12) -> list[tuple[str, float]]:
         """The most characteristic terms of *text* against the whole index."""
-        s = self._open_searcher()
-        return list(s.key_terms_from_text("body", text, numterms=numterms,
-                                          model=_bo1()))
+        with self._lock:
+            s = self._open_searcher()
+            return list(s.key_terms_from_text("body", text, numterms=numterms, model=_bo1()))
 
     def similar_query(self, terms: list[tuple[str, float]]):
         """An OR query of weighted key terms ("more like this")."""
@@ -1165,9 +1195,9 @@ class Index:
 
     def doc_count(self) -> tuple[int, int]:
         """(all documents, deleted-but-not-merged)."""
-        s = self._open_searcher()
-        r = s.reader()
-        return r.doc_count(), r.doc_count_all() - r.doc_count()
+        with self._lock:
+            r = self._open_searcher().reader()
+            return r.doc_count(), r.doc_count_all() - r.doc_count()
 
     def size_bytes(self) -> int:
         live = self._live()
@@ -1177,7 +1207,7 @@ class Index:
 
     def optimize(self) -> None:
         """Merge all segments into one (faster queries after many small updates)."""
-        with self.layout.lock():
+        with self._lock, self.layout.lock():
             live = self._live()
             if live is None:
                 return

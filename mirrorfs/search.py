@@ -108,6 +108,10 @@ def _utc(t: dt.datetime | None) -> dt.datetime | None:
     return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t
 
 
+def _from_ts(ts: float | None) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc) if ts is not None else None
+
+
 def _index(vault, progress=None, reconcile: bool = True) -> tuple[Index, ReconcileReport]:
     idx = Index.for_vault(vault)
     report = idx.ensure(progress=progress) if reconcile else ReconcileReport()
@@ -378,8 +382,8 @@ def _info(relpath: str, rec: tuple) -> NoteInfo:
         category=info.get("category"),
         kind=info.get("kind"),
         instance=info.get("instance"),
-        created=_utc(info.get("created")),
-        updated=_utc(info.get("updated")),
+        created=_from_ts(info.get("created")),
+        updated=_from_ts(info.get("updated")),
         messages=info.get("messages", 0),
     )
 
@@ -521,6 +525,12 @@ def statistics(vault) -> dict[str, Any]:
         "skipped_files": skipped,
         "index_size_mb": round(idx.size_bytes() / (1024 * 1024), 3),
     }
+
+
+def refresh(vault) -> ReconcileReport:
+    """Bring the index up to date now (what every query does first); for a
+    watcher that wants results ready before the next query."""
+    return _index(vault)[1]
 
 
 def rebuild(vault, progress: Callable[[int, int], None] | None = None,
