@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import mirrorfs.cli_search  # noqa: F401  (registers the commands until cli.py imports it)
 from mirrorfs import recent as recent_log
 from mirrorfs import search
 from mirrorfs.cli import cli
