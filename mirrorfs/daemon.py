@@ -24,7 +24,7 @@ from typing import Any, Callable
 import filelock
 
 from mirrorfs import conflicts, snapshots, storage
-from mirrorfs.errors import MirrorfsError
+from mirrorfs.errors import MirrorfsError, SearchIndexError
 from mirrorfs.reflections import Reflector, merge_reflection, record
 from mirrorfs.server import QueryServer
 from mirrorfs.vault import Vault
@@ -364,8 +364,15 @@ class WatchDaemon:
     def _search(self, args: dict) -> dict:
         from mirrorfs import search
 
+        # No freshness pass per query: the watcher applies every change within
+        # its settle time, which is what makes a search here cheaper than alone.
         with self._mutex:
-            results = search.search(self.vault, reconcile=not self._indexing, **args)
+            try:
+                results = search.search(self.vault, reconcile=False, **args)
+            except SearchIndexError:
+                if not self._indexing:
+                    raise
+                results = search.SearchResults()  # nothing indexed yet: say so, do not fail
         return self._results(results)
 
     def _recall(self, args: dict) -> dict:
