@@ -768,17 +768,18 @@ def terminal_progress() -> ProgressFn | None:
     """A progress line on stderr when it is a terminal, else None."""
     if not sys.stderr.isatty():
         return None
-    last = [0.0]
+    state = {"last": 0.0, "done": False}
 
     def show(done: int, total: int) -> None:
         now = time.monotonic()
-        if done < total and now - last[0] < 0.1:
+        if state["done"] or (done < total and now - state["last"] < 0.1):
             return
-        last[0] = now
+        state["last"] = now
         width = 30
         filled = int(width * done / total) if total else width
         sys.stderr.write(f"\rindexing [{'#' * filled}{'.' * (width - filled)}] {done}/{total} files")
         if done >= total:
+            state["done"] = True
             sys.stderr.write("\n")
         sys.stderr.flush()
 
