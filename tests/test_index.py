@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -388,3 +389,47 @@ def test_fast_indexing_path_gives_the_analyzer_terms(corpora):
         for tok in index_mod.MirrorAnalyzer()(text, positions=True, mode="index"):
             expected.setdefault(tok.text, []).append(tok.pos)
         assert index_mod.term_positions(text) == expected
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from mirrorfs import index
+    lock = index._Layout(sys.argv[1]).lock()
+    lock.acquire()
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+    lock.release()
+""")
+
+
+def _hold_writer(vault, seconds: float) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(vault.state_dir), str(seconds)],
+                             stdout=subprocess.PIPE, text=True, env=env)
+    assert child.stdout.readline().strip() == "holding"
+    return child
+
+
+def test_query_while_another_process_holds_the_writer_answers_from_the_index(vault):
+    write(vault.root, "memory/a.md", note("Alpha", "The ibis wades."))
+    assert paths_of(search.search(vault, "ibis")) == ["memory/a.md"]
+    child = _hold_writer(vault, index_mod.QUERY_LOCK_WAIT + 3)
+    try:
+        write(vault.root, "memory/b.md", note("Beta", "Another ibis."))
+        results = search.search(vault, "ibis")
+        assert results.stale and paths_of(results) == ["memory/a.md"]
+        assert any("another process" in w for w in results.warnings)
+    finally:
+        assert child.wait(timeout=60) == 0
+    assert sorted(paths_of(search.search(vault, "ibis"))) == ["memory/a.md", "memory/b.md"]
+
+
+def test_first_query_waits_for_a_writer_in_another_process(vault):
+    write(vault.root, "memory/a.md", note("Alpha", "The ibis wades."))
+    child = _hold_writer(vault, 1.5)
+    try:
+        started = time.monotonic()
+        assert paths_of(search.search(vault, "ibis")) == ["memory/a.md"]
+        assert time.monotonic() - started > 1.0  # it waited for the other process
+    finally:
+        child.wait(timeout=60)
