@@ -562,13 +562,15 @@ class Scan:
         return not any(relpath.startswith(d + "/") or d == "" for d in self.unreadable)
 
 
-def scan(root: str | os.PathLike) -> Scan:
+def scan(root: str | os.PathLike, known: dict | None = None) -> Scan:
     """Stat every note of the vault. An unlistable vault root raises SearchIndexError.
 
     The same files as `ignore.iter_note_paths` (same rules: tool folders and
     temporaries skipped, symlinked folders not followed), walked with
-    os.scandir and plain strings: this runs before every query.
+    os.scandir and plain strings: this runs before every query. Paths in
+    *known* (the catalog) passed the name rules before and skip them.
     """
+    known = known or {}
     root = os.fspath(root)
     files: dict[str, tuple] = {}
     denied: set[str] = set()
@@ -599,12 +601,15 @@ def scan(root: str | os.PathLike) -> Scan:
                 if name not in ignored_dirs and not entry.is_symlink():
                     stack.append((entry.path, prefix + name + "/"))
                 continue
-            if not name.endswith(suffix) or ignored_name(name):
+            if not name.endswith(suffix):
                 continue
             relpath = prefix + name
-            if conflict_original(relpath) is not None:
-                conflicts.append(relpath)
-                continue
+            if relpath not in known:
+                if ignored_name(name):
+                    continue
+                if conflict_original(relpath) is not None:
+                    conflicts.append(relpath)
+                    continue
             try:
                 st = entry.stat()
             except FileNotFoundError:
@@ -905,7 +910,7 @@ class Index:
         live = self._live()
         if live is None:
             return self.rebuild(if_unusable=True)
-        found = scan(self.root)
+        found = scan(self.root, live[1]["files"])
         report = ReconcileReport()
         if not self._diff(found, live[1]["files"]):
             report.warnings += self._scan_warnings(found)
