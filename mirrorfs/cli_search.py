@@ -8,6 +8,7 @@ import sys
 import click
 
 from mirrorfs.cli import cli, json_option, output, pass_vault, read_text_arg
+from mirrorfs.passphrase import passphrase_file_option
 
 
 class _LazySearch:
@@ -83,6 +84,8 @@ def _hits_text(hits) -> str:
             head = f"{h.path}  [{h.type}] {h.title}"
             if "unparseable" in h.flags:
                 head += "  (front matter unparseable)"
+        if "secret" in h.flags:
+            head += "  (secret)"
         lines.append(f"{h.score:>7.3f}  {head}")
         if h.snippet:
             lines.append(f"         {_bold(h.snippet)}")
@@ -109,9 +112,13 @@ def _infos_text(infos) -> str:
 @click.option("--no-sessions", is_flag=True, help="Leave out session messages.")
 @click.option("--any", "any_word", is_flag=True, help="Match any of the words (default: all).")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--unlock", is_flag=True,
+              help="Also search inside encrypted sections, decrypted in memory only (hits marked secret).")
+@passphrase_file_option
 @json_option
 @pass_vault
-def search_cmd(vault, query, types, tags, instances, no_sessions, any_word, limit, as_json):
+def search_cmd(vault, query, types, tags, instances, no_sessions, any_word, limit, unlock,
+               passphrase_file, as_json):
     """Full-text search over notes and session messages.
 
     \b
@@ -132,9 +139,17 @@ def search_cmd(vault, query, types, tags, instances, no_sessions, any_word, limi
     """
     args = dict(types=list(types) or None, sessions=not no_sessions, limit=limit,
                 tags=list(tags) or None, instances=list(instances) or None, any_word=any_word)
-    results = _ask_watcher(vault, "search", {"query": query, **args})
-    if results is None:
-        results = search_api.search(vault, query, **args)
+    if unlock or passphrase_file is not None:
+        # Decrypted text stays in this process: never through the watcher's socket.
+        from mirrorfs.cli_crypto import unlock_vault
+        from mirrorfs.secret_search import search_unlocked
+
+        unlock_vault(vault, passphrase_file)
+        results = search_unlocked(vault, query, **args)
+    else:
+        results = _ask_watcher(vault, "search", {"query": query, **args})
+        if results is None:
+            results = search_api.search(vault, query, **args)
     _warn(results)
     output([h.to_dict() for h in results] if as_json else results, as_json, _hits_text)
 

@@ -1703,3 +1703,30 @@ def naive_build(gen_dir: str, docs: Iterable[dict]) -> None:
             d = dict(d, body="\n".join(text for text, _ in d["body"]))
         w.add_document(**d)
     w.commit()
+
+
+# --------------------------------------------------------------------------
+# Searching decrypted text: in memory only.
+
+
+def search_in_memory(files: dict[str, bytes], q, *, types: Iterable[str] | None = None,
+                     messages: bool = True, tags: Iterable[str] | None = None,
+                     instances: Iterable[str] | None = None, limit: int | None = 20) -> list[RawHit]:
+    """Run a parsed query over documents built from *files* (relpath -> bytes)
+    in a throw-away in-memory index. For decrypted sections (`search --unlock`):
+    their plaintext must never reach the disk, so they never enter the real index."""
+    from whoosh.filedb.filestore import RamStorage
+
+    ix = RamStorage().create_index(make_schema())
+    writer = ix.writer(codec=_codec())
+    for relpath, data in files.items():
+        try:
+            entry = file_documents(relpath, data)
+        except UnreadableNoteError:
+            continue
+        for d in entry.docs:
+            writer.add_document(**d)
+    writer.commit()
+    with ix.searcher(weighting=_weighting()) as s:
+        hits = s.search(q, limit=limit, filter=_filters(types, messages, tags, instances, None), terms=True)
+        return [_raw(h) for h in hits]

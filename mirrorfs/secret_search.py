@@ -1,0 +1,84 @@
+"""`search --unlock`: find words inside encrypted sections without writing them anywhere.
+
+The real index never sees decrypted text (it indexes notes with their sections
+stripped). With the vault unlocked, the notes that hold sections are decrypted
+in memory, indexed in a throw-away in-memory index, and searched with the same
+query; their hits are marked `secret`. Nothing decrypted touches the disk, the
+state folder or the watcher's socket.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from mirrorfs import crypto, search
+from mirrorfs import note as note_mod
+from mirrorfs.conflicts import conflict_original
+from mirrorfs.errors import CryptoError, LockedError, UnreadableNoteError
+from mirrorfs.ignore import iter_note_paths
+from mirrorfs.index import Index, search_in_memory
+
+SECRET_FLAG = "secret"
+_LOCK_MARK = "🔐".encode("utf-8")
+
+
+class _DecryptedTexts(search._Texts):
+    """Snippet text from the decrypted copies held in memory."""
+
+    def __init__(self, vault, decrypted: dict[str, str]):
+        super().__init__(vault)
+        self._texts.update(decrypted)
+
+
+def decrypted_notes(vault) -> dict[str, str]:
+    """relpath -> decrypted text of every note holding an encrypted section."""
+    found: dict[str, str] = {}
+    for rel in iter_note_paths(vault.root, on_error=lambda exc: None):
+        relpath = rel.as_posix()
+        if conflict_original(relpath) is not None:
+            continue
+        try:
+            data = note_mod.read_bytes(vault.root / rel)
+        except (UnreadableNoteError, OSError):
+            continue
+        if _LOCK_MARK not in data:
+            continue
+        try:
+            text = note_mod.decode(data, relpath)[1]
+            if not crypto.find_sections(text):
+                continue
+        except (UnreadableNoteError, CryptoError):
+            continue
+        found[relpath] = vault.readable(text)
+    return found
+
+
+def search_unlocked(vault, query: str, types: Iterable[str] | None = None, sessions: bool = True,
+                    limit: int | None = 20, tags: Iterable[str] | None = None,
+                    instances: Iterable[str] | None = None, any_word: bool = False) -> search.SearchResults:
+    """`search.search` plus hits inside encrypted sections (flagged `secret`)."""
+    if not vault.unlocked:
+        raise LockedError("unlock the vault to search its encrypted sections")
+    plain = search.search(vault, query, types=types, sessions=sessions, limit=limit, tags=tags,
+                          instances=instances, any_word=any_word)
+    idx = Index.for_vault(vault)
+    q = idx.parse(query, any_word)
+    types = [t.lower() for t in types] if types else None
+    messages = sessions and (types is None or "session" in types or "message" in types)
+    note_types = [t for t in types if t != "message"] if types else None
+    if types and not note_types:
+        note_types = ["-none-"]
+    decrypted = decrypted_notes(vault)
+    raws = search_in_memory({p: t.encode("utf-8") for p, t in decrypted.items()}, q, types=note_types,
+                            messages=messages, tags=tags, instances=instances, limit=limit)
+    seen = {(h.path, h.message_id) for h in plain}
+    texts = _DecryptedTexts(vault, decrypted)
+    extra = []
+    for raw in raws:
+        hit = search._hit(raw, idx, texts, True, frozenset(raw.terms))
+        if (hit.path, hit.message_id) in seen:
+            continue
+        hit.flags = [*hit.flags, SECRET_FLAG]
+        extra.append(hit)
+    merged = sorted([*plain, *extra], key=lambda h: -h.score)
+    return search.SearchResults(merged[:limit] if limit else merged, query, plain.report)
