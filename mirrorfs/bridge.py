@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from mirrorfs import note as notes
+from mirrorfs.messages import isoformat as _iso
 from mirrorfs.errors import ConflictError, InvalidValueError, NotFoundError, UnreadableNoteError
 from mirrorfs.ignore import is_ignored_name
 from mirrorfs.messages import now as local_now
@@ -41,9 +42,6 @@ ANSWER_HEADING = re.compile(r"^#{1,6}[ \t]+Answer from[ \t]+(?P<who>[^\s·]+)", 
 _H1 = re.compile(r"^#[ \t]+(?P<title>.+?)[ \t]*#*[ \t]*$", re.M)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
-
-def _iso(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 def _names(value: Any) -> list[str]:

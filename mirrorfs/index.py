@@ -345,17 +345,10 @@ def _as_utc(value: Any) -> dt.datetime | None:
     if value is None or value == "":
         return None
     try:
-        if isinstance(value, dt.datetime):
-            t = value
-        elif isinstance(value, dt.date):
-            t = dt.datetime(value.year, value.month, value.day)
-        else:
-            t = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        t = messages_mod.parse_time(value)
     except (ValueError, TypeError):
         return None
-    if t.tzinfo is not None:
-        t = t.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return t
+    return t.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
 def _as_list(value: Any) -> list[str]:

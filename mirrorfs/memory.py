@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from mirrorfs import note as notes
+from mirrorfs.messages import isoformat as _iso
 from mirrorfs.errors import ConflictError, InvalidValueError, NotFoundError, UnreadableNoteError
 from mirrorfs.slug import slugify, title_from_text
 
@@ -71,9 +72,6 @@ class MemoryNote:
             "body": self.body,
         }
 
-
-def _iso(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 def normalise_tags(value: Any) -> list[str]:

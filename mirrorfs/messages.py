@@ -54,6 +54,11 @@ def format_time(t: dt.datetime) -> str:
     return t.isoformat(timespec="milliseconds")
 
 
+def isoformat(value: Any) -> Any:
+    """A front-matter value for JSON: dates and times as ISO text, anything else as is."""
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
 def parse_time(value: Any) -> dt.datetime:
     """An aware datetime from an ISO string, datetime or date (naive means UTC)."""
     if isinstance(value, dt.datetime):

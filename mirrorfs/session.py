@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from mirrorfs import messages as msgs
+from mirrorfs.messages import isoformat as _iso
 from mirrorfs import note as notes
 from mirrorfs import storage
 from mirrorfs.errors import ConflictError, InvalidValueError, NotFoundError, UnreadableNoteError
@@ -251,9 +252,6 @@ class Session:
     def __repr__(self) -> str:
         return f"<Session {self.id}>"
 
-
-def _iso(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 def _edit_private(path: Path, change) -> notes.Note:
