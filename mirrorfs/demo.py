@@ -74,6 +74,18 @@ def run(into: str | None = None, echo: Callable[[str], None] = print) -> Path:
         d = s.to_dict()
         echo(f"   - {d['instance']:<7} {d['title']}  ({d['message_count']} messages)")
 
+    say("Search notes and messages (the index lives on this device, outside the vault)")
+    for hit in vault.search("syncthing conflict", limit=3):
+        where = f"{hit.role} in session {hit.session_title!r}" if hit.doc == "message" else hit.type
+        echo(f"   {hit.score:6.2f}  {hit.path}  ({where})")
+
+    say("Reflections: what the other instances (and Sam) wrote, as this new instance sees it")
+    # Since the beginning: a first look would otherwise cover only the last 7 days.
+    reflections = vault.reflections(since="2000-01-01")
+    echo(f"   {len(reflections)} reflections, e.g.:")
+    for r in reflections[-5:]:
+        echo(f"   - {r.line()}")
+
     say("Remember something new: one Markdown file per memory")
     m = vault.remember(
         "Sam wants the demo to leave the sample vault untouched.",
