@@ -787,7 +787,8 @@ def terminal_progress() -> ProgressFn | None:
 # --------------------------------------------------------------------------
 # The index.
 
-_OPEN: dict[str, "Index"] = {}
+_OPEN: dict[str, "Index"] = {}  # most recently used last
+_OPEN_MAX = 8
 
 
 class Index:
@@ -812,9 +813,14 @@ class Index:
         config = getattr(vault, "config", None) or {}
         max_bytes = int(config.get("max_note_bytes", DEFAULT_MAX_BYTES))
         key = f"{os.fspath(vault.state_dir)}|{os.fspath(vault.root)}"
-        ix = _OPEN.get(key)
+        ix = _OPEN.pop(key, None)
         if ix is None or ix.max_bytes != max_bytes or ix.vault_id != vault.id:
-            ix = _OPEN[key] = cls(vault.root, vault.state_dir, vault.id, max_bytes)
+            if ix is not None:
+                ix.close()
+            ix = cls(vault.root, vault.state_dir, vault.id, max_bytes)
+        _OPEN[key] = ix
+        while len(_OPEN) > _OPEN_MAX:  # close the searchers of vaults not used lately
+            _OPEN.pop(next(iter(_OPEN))).close()
         return ix
 
     # -- generations ------------------------------------------------------
@@ -862,14 +868,16 @@ class Index:
         return self._searcher
 
     def close(self) -> None:
-        if self._searcher is not None:
-            try:
-                self._searcher.close()
-            except Exception:
-                pass
-        self._searcher = None
-        self._ix = None
-        self._ix_gen = None
+        """Close the open searcher (it reopens on the next query)."""
+        with self._lock:
+            if self._searcher is not None:
+                try:
+                    self._searcher.close()
+                except Exception:
+                    pass
+            self._searcher = None
+            self._ix = None
+            self._ix_gen = None
 
     def catalog(self) -> dict:
         """The catalog of the live generation (after `ensure`)."""
