@@ -433,3 +433,28 @@ def test_first_query_waits_for_a_writer_in_another_process(vault):
         assert time.monotonic() - started > 1.0  # it waited for the other process
     finally:
         child.wait(timeout=60)
+
+
+def test_searches_from_several_threads_while_notes_change(vault):
+    import threading
+
+    for i in range(20):
+        write(vault.root, f"memory/n{i}.md", note(f"Note {i}", f"The heron number {i}."))
+    errors: list[BaseException] = []
+
+    def searcher():
+        try:
+            for _ in range(15):
+                assert search.search(vault, "heron", limit=None)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=searcher) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for i in range(20, 30):
+        write(vault.root, f"memory/n{i}.md", note(f"Note {i}", f"The heron number {i}."))
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    assert len(search.search(vault, "heron", limit=None)) == 30
