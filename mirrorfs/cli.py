@@ -357,19 +357,30 @@ def session_new(vault: Vault, title, ephemeral, category, tags, previous, as_jso
 @click.argument("text")
 @click.option("--role", type=click.Choice(ROLES), required=True, help="Who speaks.")
 @click.option("--tokens", type=int, help="Token count of this message (summed in the session).")
+@click.option("--secret", is_flag=True, help="Encrypt the whole message (needs the passphrase).")
+@passphrase_file_option
 @json_option
 @pass_vault
-def session_add(vault: Vault, session_id: str, text: str, role: str, tokens, as_json: bool) -> None:
+def session_add(vault: Vault, session_id: str, text: str, role: str, tokens, secret: bool,
+                passphrase_file, as_json: bool) -> None:
     """Append a message to a session. TEXT `-` reads stdin.
 
     \b
     Examples:
       mirrorfs session add 2026-11-21-trip-planning-a1b2 "Where to in March?" --role user
       llm "Suggest a trip" | mirrorfs session add 2026-11-21-trip-planning-a1b2 - --role assistant
+      mirrorfs session add 2026-11-21-trip-planning-a1b2 "My passport number is ..." --role user --secret
     """
+    from mirrorfs.crypto import has_unsealed
+
     s = vault.sessions.load(session_id)
+    text = read_text_arg(text)
+    if secret or passphrase_file is not None or has_unsealed(text):
+        from mirrorfs.cli_crypto import unlock_vault
+
+        unlock_vault(vault, passphrase_file)
     meta = {"tokens": tokens} if tokens is not None else {}
-    msg = s.add_message(role, read_text_arg(text), **meta)
+    msg = s.add_message(role, text, secret=secret, **meta)
     output(msg.to_dict(), as_json, lambda d: d["id"])
 
 

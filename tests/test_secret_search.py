@@ -71,3 +71,56 @@ def test_library_refuses_unlocked_search_when_locked(vault):
 
     with pytest.raises(LockedError):
         search_unlocked(Vault.open(vault.root, instance="laptop"), "anything")
+
+
+def test_session_add_secret_from_the_cli(vault, monkeypatch):
+    from mirrorfs import crypto
+
+    s = vault.sessions.create("Passport")
+    monkeypatch.setenv("MIRRORFS_PASSPHRASE", PASSPHRASE)
+    r = CliRunner().invoke(cli, ["--vault", str(vault.root), "session", "add", s.id, f"number {SECRET}",
+                                 "--role", "user", "--secret"], catch_exceptions=False)
+    assert r.exit_code == 0 and SECRET not in r.output
+    raw = s.path.read_text(encoding="utf-8")
+    assert SECRET not in raw and len(crypto.find_sections(raw)) == 1
+    shown = CliRunner().invoke(cli, ["--vault", str(vault.root), "session", "show", s.id]).output
+    assert SECRET not in shown  # the CLI never decrypts without being asked
+
+
+def test_watch_unlock_as_a_real_process_seals_what_a_person_types(vault, state_dir, tmp_path):
+    import os
+    import queue
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from mirrorfs import crypto
+
+    vault.unlock(PASSPHRASE)  # the vault's salt and check exist before the watcher asks
+    vault.lock()
+    env = {**os.environ, "MIRRORFS_STATE_DIR": str(state_dir), "MIRRORFS_PASSPHRASE": PASSPHRASE,
+           "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mirrorfs", "--vault", str(vault.root), "--instance", "laptop", "watch", "--unlock"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(l.rstrip("\n")) for l in proc.stdout], daemon=True).start()
+    note = vault.root / "memory" / "typed.md"
+    try:
+        deadline = time.monotonic() + 30
+        while not lines.get(timeout=max(0.1, deadline - time.monotonic())).startswith("watching "):
+            pass
+        note.write_text(f"Door code:\n\n```secret\n{SECRET}\n```\n", encoding="utf-8")
+        # The person's save is reflected, then the watcher's own sealing write follows.
+        while True:
+            lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            text = note.read_text(encoding="utf-8")
+            if SECRET not in text:
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    assert text.startswith("Door code:\n\n") and len(crypto.find_sections(text)) == 1
