@@ -201,6 +201,10 @@ class WatchDaemon:
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.start()
+            # Say "watching" only once the start-up scan knows every file: a
+            # note saved before that is learned as it is, not seen as a change.
+            while not self._stop.is_set() and not self._watcher.wait_ready(0.5):
+                pass
             self.echo(f"watching {self.vault.root} as {self.vault.instance} (Ctrl-C to stop)")
             while not self._stop.wait(0.5):
                 pass
