@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from mirrorfs import note as notes
 from mirrorfs.messages import isoformat as _iso
-from mirrorfs.errors import ConflictError, InvalidValueError, NotFoundError, UnreadableNoteError
+from mirrorfs.errors import InvalidValueError, NotFoundError, UnreadableNoteError
 from mirrorfs.ignore import is_ignored_name
 from mirrorfs.messages import now as local_now
-from mirrorfs.slug import slugify, title_from_text
+from mirrorfs.slug import title_from_text
 
 if TYPE_CHECKING:
     from mirrorfs.vault import Vault
@@ -183,19 +183,7 @@ def write_bridge_note(vault: "Vault", text: str, to: str | Iterable[str] | None 
         "updated_by": who,
     }
     data = notes.new(meta, text.strip("\n") + "\n").render()
-    folder = _folder(vault)
-    folder.mkdir(parents=True, exist_ok=True)
-    base = slugify(title)
-    for n in range(1, 1000):
-        path = folder / (f"{base}.md" if n == 1 else f"{base}-{n}.md")
-        try:
-            vault.store.create(path, data)
-            break
-        except ConflictError:
-            continue
-    else:  # pragma: no cover - a thousand notes with one title
-        raise InvalidValueError(f"too many bridge notes named {base}")
-    rel = vault.relpath(path)
+    rel = vault.create_note(vault.relpath(_folder(vault)), title, data)
     vault.touched(rel)
     return BridgeNote(rel, notes.parse(data, rel))
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from mirrorfs import note as notes
 from mirrorfs.messages import isoformat as _iso
 from mirrorfs.errors import ConflictError, InvalidValueError, NotFoundError, UnreadableNoteError
-from mirrorfs.slug import slugify, title_from_text
+from mirrorfs.slug import title_from_text
 
 if TYPE_CHECKING:
     from mirrorfs.vault import Vault
@@ -149,18 +149,7 @@ class Memory:
         # Sealed before anything is written: plaintext of a secret never reaches the disk.
         body = self.vault.seal_body(body) if secret else self.vault.seal_text(body)
         data = notes.new(meta, body).render()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        base = slugify(title)
-        for n in range(1, 1000):
-            path = self.folder / (f"{base}.md" if n == 1 else f"{base}-{n}.md")
-            try:
-                self.vault.store.create(path, data)
-                break
-            except ConflictError:
-                continue
-        else:  # pragma: no cover - a thousand notes with one title
-            raise InvalidValueError(f"too many memory notes named {base}")
-        rel = self.vault.relpath(path)
+        rel = self.vault.create_note(MEMORY_DIR, title, data)
         self.vault.touched(rel, "write")
         # The caller has the plaintext already: what comes back shows secrets as placeholders,
         # so echoing the result (e.g. `remember --json`) cannot print them.

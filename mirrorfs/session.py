@@ -9,7 +9,6 @@ close unless it is saved into the vault.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -18,7 +17,7 @@ from mirrorfs import messages as msgs
 from mirrorfs.messages import isoformat as _iso
 from mirrorfs import note as notes
 from mirrorfs import storage
-from mirrorfs.errors import ConflictError, InvalidValueError, NotFoundError, UnreadableNoteError
+from mirrorfs.errors import InvalidValueError, NotFoundError, UnreadableNoteError
 from mirrorfs.memory import normalise_tags
 from mirrorfs.messages import Message
 from mirrorfs.slug import slugify

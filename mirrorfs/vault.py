@@ -16,6 +16,7 @@ import yaml
 from mirrorfs import note as notes
 from mirrorfs import state, storage
 from mirrorfs.errors import (
+    ConflictError,
     InvalidValueError,
     LockedError,
     MirrorfsError,
@@ -218,6 +219,23 @@ class Vault:
 
         self.store.update(full, apply)
         return result[-1]
+
+    def create_note(self, folder: str, title: str, data: bytes) -> str:
+        """Write a new note as `<folder>/<slug of title>.md` (or `-2`, `-3`... when
+        taken) without ever overwriting a file; returns its vault-relative path."""
+        from mirrorfs.slug import slugify
+
+        target = self.resolve(folder)
+        target.mkdir(parents=True, exist_ok=True)
+        base = slugify(title)
+        for n in range(1, 1000):
+            path = target / (f"{base}.md" if n == 1 else f"{base}-{n}.md")
+            try:
+                self.store.create(path, data)
+                return self.relpath(path)
+            except ConflictError:
+                continue
+        raise InvalidValueError(f"too many notes named {base} in {folder}")
 
     def meta_get(self, path: str | os.PathLike, key: str) -> Any:
         note, _ = self.read(path)
