@@ -139,7 +139,7 @@ class Session:
             changed = change(n)
             return n if changed is n else self.vault.stamp(changed)
 
-        return self.vault.edit(self.path, stamped) if not self.ephemeral else _edit_private(self.path, stamped)
+        return self.vault.edit_file(self.path, stamped)
 
     def add_message(self, role: str, content: str, secret: bool = False, **metadata: Any) -> Message:
         """Append a message; safe against concurrent appenders (re-read and re-apply).
@@ -251,16 +251,6 @@ class Session:
     def __repr__(self) -> str:
         return f"<Session {self.id}>"
 
-
-
-def _edit_private(path: Path, change) -> notes.Note:
-    """Edit an ephemeral session file in the state folder (same atomic write)."""
-    snap = storage.read(path)
-    if not snap.exists:
-        raise NotFoundError(f"session {path.stem} no longer exists")
-    changed = change(notes.parse(snap.data, path.name))
-    storage.atomic_write(path, changed.render())
-    return changed
 
 
 class Sessions:

@@ -204,14 +204,22 @@ class Vault:
         return note.update(values)
 
     def edit(self, path: str | os.PathLike, change) -> notes.Note:
-        """Apply *change* (Note -> Note) to a note under the one write path."""
-        full = self.resolve(path)
+        """Apply *change* (Note -> Note) to a note of the vault under the one write path."""
+        return self.edit_file(self.resolve(path), change)
+
+    def edit_file(self, full: Path, change) -> notes.Note:
+        """`edit` for an absolute path mirrorfs chose itself, in the vault or in this
+        device's state folder (ephemeral sessions): same lock, same compare-and-swap."""
+        try:
+            label = self.relpath(full)
+        except PathOutsideVaultError:
+            label = full.name
         result: list[notes.Note] = []
 
         def apply(data: bytes | None) -> bytes:
             if data is None:
-                raise NotFoundError(f"no note at {self.relpath(full)}")
-            parsed = notes.parse(data, self.relpath(full))
+                raise NotFoundError(f"no note at {label}")
+            parsed = notes.parse(data, label)
             parsed.check_editable()
             changed = change(parsed)
             result.append(changed)
@@ -248,22 +256,22 @@ class Vault:
 
     def meta_set(self, path: str | os.PathLike, key: str, value: Any) -> bool:
         """Set one front-matter property; returns False when it already had that value."""
-        def change(n: notes.Note) -> notes.Note:
-            updated = n.set(key, value)
-            return n if updated is n else self.stamp(updated)
-
-        before = self.resolve(path).read_bytes() if self.resolve(path).is_file() else None
-        after = self.edit(path, change)
-        return before != after.render()
+        return self._edit_property(path, lambda n: n.set(key, value))
 
     def meta_unset(self, path: str | os.PathLike, key: str) -> bool:
-        def change(n: notes.Note) -> notes.Note:
-            updated = n.unset(key)
-            return n if updated is n else self.stamp(updated)
+        """Remove one front-matter property; returns False when it was not set."""
+        return self._edit_property(path, lambda n: n.unset(key))
 
-        before = self.resolve(path).read_bytes() if self.resolve(path).is_file() else None
-        after = self.edit(path, change)
-        return before != after.render()
+    def _edit_property(self, path: str | os.PathLike, edit_one) -> bool:
+        changed: list[bool] = []
+
+        def change(n: notes.Note) -> notes.Note:
+            updated = edit_one(n)
+            changed.append(updated is not n)
+            return self.stamp(updated) if updated is not n else n
+
+        self.edit(path, change)
+        return changed[-1]
 
     def trash(self, path: str | os.PathLike, purge: bool = False) -> Path | None:
         """Move a note to the vault's trash (or delete it with *purge*)."""
