@@ -124,7 +124,8 @@ def ask(state_dir: Path, op: str, args: dict | None = None, timeout: float = CLI
     cls = getattr(errors, reply.get("type") or "", None)
     if not (isinstance(cls, type) and issubclass(cls, MirrorfsError)):
         cls = MirrorfsError
-    try:
-        raise cls(reply.get("error"))
-    except TypeError:
-        raise MirrorfsError(reply.get("error")) from None
+    # The watcher's message is already final: build the same class around it
+    # without its own __init__ (ConflictError(path) would rephrase it).
+    exc = cls.__new__(cls)
+    MirrorfsError.__init__(exc, reply.get("error"))
+    raise exc

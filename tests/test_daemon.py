@@ -70,6 +70,19 @@ def test_own_writes_are_not_reflected_but_are_indexed(daemon, vault):
     assert daemon.lines.empty()
 
 
+def test_a_malformed_query_through_the_watcher_is_the_same_one_line_error(daemon, vault):
+    from click.testing import CliRunner
+
+    from mirrorfs.cli import cli
+    from mirrorfs.errors import QueryError
+
+    with pytest.raises(QueryError, match="unbalanced quote"):
+        server.ask(vault.state_dir, "search", {"query": '"unclosed phrase'})
+    r = CliRunner().invoke(cli, ["--vault", str(vault.root), "search", '"unclosed phrase'])
+    assert r.exit_code == 1 and daemon.requests.get("search") == 2  # the CLI asked the watcher too
+    assert len(r.output.strip().splitlines()) == 1 and "unbalanced quote" in r.output
+
+
 def test_a_second_watcher_refuses_to_start(daemon, vault):
     with pytest.raises(AlreadyWatchingError, match="already runs"):
         WatchDaemon(Vault.open(vault.root, instance="laptop"), echo=lambda l: None).start()
