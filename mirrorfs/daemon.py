@@ -103,7 +103,7 @@ class WatchDaemon:
         self._stop = threading.Event()
         self._mutex = threading.RLock()
         self._index = None
-        self._indexing = True
+        self._indexed = threading.Event()  # set once the first index is done
         self._reflector: Reflector | None = None
         self._watcher: Watcher | None = None
         self._server: QueryServer | None = None
@@ -159,6 +159,11 @@ class WatchDaemon:
         self._spawn(self._first_index, "mirrorfs-first-index")
         self._spawn(self._heartbeat, "mirrorfs-heartbeat")
 
+    @property
+    def indexing(self) -> bool:
+        """True until the first full index is done (queries answer from what is indexed so far)."""
+        return not self._indexed.is_set()
+
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
@@ -169,11 +174,8 @@ class WatchDaemon:
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._watcher is None or not self._watcher.wait_ready(timeout):
             return False
-        while self._indexing:
-            if deadline is not None and time.monotonic() > deadline:
-                return False
-            time.sleep(0.02)
-        return True
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self._indexed.wait(left)
 
     def stop(self) -> None:
         """Stop cleanly: deliver what is pending, close the socket, mark the card idle."""
@@ -225,7 +227,7 @@ class WatchDaemon:
         except MirrorfsError as exc:
             self._report(exc)
         finally:
-            self._indexing = False
+            self._indexed.set()
         # Conflict copies that arrived while no watcher ran.
         for name in conflicts.find_conflicts(self.vault):
             self._merge(name.relpath)
@@ -252,7 +254,7 @@ class WatchDaemon:
                         self._report(exc)
                 for reflection in self._reflector.apply(change):
                     self._emit(reflection)
-            if not self._indexing:
+            if not self.indexing:
                 # One reconcile per batch: one Whoosh commit however many files changed.
                 report = self._index.reconcile()
                 for warning in report.warnings[:5]:
@@ -336,7 +338,7 @@ class WatchDaemon:
             "instance": self.vault.instance,
             "started": self._started,
             "updated": _now(),
-            "indexing": self._indexing,
+            "indexing": self.indexing,
             "batches": self._batches,
             "errors": self._errors + (watcher.errors if watcher else 0),
             "lag_seconds": round(self._lag, 3) if self._lag is not None else None,
@@ -351,7 +353,7 @@ class WatchDaemon:
 
     def _handlers(self) -> dict[str, Callable[[dict], Any]]:
         handlers = {
-            "ping": lambda args: {"pid": os.getpid(), "indexing": self._indexing},
+            "ping": lambda args: {"pid": os.getpid(), "indexing": self.indexing},
             "search": self._search,
             "recall": self._recall,
         }
@@ -374,7 +376,7 @@ class WatchDaemon:
             try:
                 results = search.search(self.vault, reconcile=False, **args)
             except SearchIndexError:
-                if not self._indexing:
+                if not self.indexing:
                     raise
                 results = search.SearchResults()  # nothing indexed yet: say so, do not fail
         return self._results(results)
@@ -388,6 +390,6 @@ class WatchDaemon:
 
     def _results(self, results) -> dict:
         warnings = list(results.warnings)
-        if self._indexing:
+        if self.indexing:
             warnings.append("the first index is still being built; results cover what is indexed so far")
         return {"hits": [h.to_dict() for h in results], "warnings": warnings, "stale": results.stale}
