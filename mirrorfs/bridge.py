@@ -16,18 +16,20 @@ and the bridge notes nobody has answered yet.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from mirrorfs import conflicts
 from mirrorfs import note as notes
-from mirrorfs.messages import isoformat as _iso
+from mirrorfs.clock import isoformat as _iso
+from mirrorfs.clock import local_minute, parse_time, time_or_none, timestamp
+from mirrorfs.clock import now as local_now
+from mirrorfs.conflict_names import is_conflict_copy
 from mirrorfs.errors import InvalidValueError, NotFoundError, UnreadableNoteError
 from mirrorfs.ignore import is_ignored_name
-from mirrorfs.messages import now as local_now
 from mirrorfs.slug import title_from_text
 
 if TYPE_CHECKING:
@@ -149,8 +151,6 @@ def _paths(vault: "Vault") -> list[Path]:
     folder = _folder(vault)
     if not folder.is_dir():
         return []
-    from mirrorfs.reflections import is_conflict_copy
-
     return sorted(p for p in folder.glob("*.md")
                   if not is_ignored_name(p.name) and not is_conflict_copy(f"{BRIDGE_DIR}/{p.name}"))
 
@@ -162,8 +162,6 @@ def _load(vault: "Vault", path: Path) -> BridgeNote:
 def write_bridge_note(vault: "Vault", text: str, to: str | Iterable[str] | None = ALL, title: str | None = None,
                       sender: str | None = None) -> BridgeNote:
     """Write `bridge/<slug>.md` from *sender* (default: this instance) to *to*."""
-    from mirrorfs.vault import timestamp
-
     if not text or not text.strip():
         raise InvalidValueError("a bridge note needs some text")
     recipients = normalise_to(to)
@@ -241,8 +239,6 @@ def get_bridge(vault: "Vault", ref: str) -> BridgeNote:
 def answer(vault: "Vault", ref: str, text: str, sender: str | None = None,
            now: dt.datetime | None = None) -> BridgeNote:
     """Append an `## Answer from <who>` section to a bridge note and mark it answered."""
-    from mirrorfs.vault import timestamp
-
     if not text or not text.strip():
         raise InvalidValueError("an answer needs some text")
     who = _sender(sender, vault)
@@ -268,56 +264,18 @@ def answer(vault: "Vault", ref: str, text: str, sender: str | None = None,
 # The overview.
 
 
-def open_conflicts(vault: "Vault") -> tuple[list[dict], str]:
-    """(open conflicts, where they came from).
-
-    Asks `mirrorfs.conflicts.list_open(vault)` when that module provides it;
-    otherwise lists the sync conflict copies still lying in the vault.
-    """
-    try:
-        from mirrorfs import conflicts  # type: ignore[attr-defined]
-    except ImportError:
-        conflicts = None
-    list_open = getattr(conflicts, "list_open", None) if conflicts else None
-    if callable(list_open):
-        return [_conflict_dict(c) for c in list_open(vault)], "mirrorfs.conflicts.list_open"
-    from mirrorfs.ignore import iter_note_paths
-    from mirrorfs.reflections import _conflict_original
-
-    found = []
-    for rel in iter_note_paths(vault.root, on_error=lambda exc: None):
-        relpath = rel.as_posix()
-        original = _conflict_original(relpath)
-        if original is not None:
-            found.append({"path": relpath, "original": None if original == relpath else original})
-    return found, "conflict copies on disk"
-
-
-def _conflict_dict(item: Any) -> dict:
-    if hasattr(item, "to_dict"):
-        data = item.to_dict()
-    elif isinstance(item, dict):
-        data = dict(item)
-    elif hasattr(item, "__dataclass_fields__"):
-        data = {k: getattr(item, k) for k in item.__dataclass_fields__}
-    else:
-        data = {"path": str(item)}
-    return {k: (os.fspath(v) if isinstance(v, Path) else _iso(v)) for k, v in data.items()}
-
-
 def bridge_overview(vault: "Vault", now: dt.datetime | None = None) -> dict[str, Any]:
     """Every instance's presence and intentions, open conflicts and unanswered bridge notes."""
     now = now or local_now()
     problems: list[str] = []
     cards = vault.instances.list(now=now)
-    conflicts, source = open_conflicts(vault)
+    waiting = conflicts.list_open(vault)
     notes_open = list_bridge(vault, open_only=True, on_error=lambda e: problems.append(str(e)))
     return {
         "instance": vault.instance,
         "time": now.isoformat(),
         "instances": [c.to_dict() for c in cards],
-        "conflicts": conflicts,
-        "conflicts_source": source,
+        "conflicts": [c.to_dict() for c in waiting],
         "bridge": [b.to_dict(body=True) for b in notes_open],
         "problems": problems,
     }
@@ -338,34 +296,17 @@ def ago(then: dt.datetime | None, now: dt.datetime) -> str:
     return "1 day ago" if days == 1 else f"{days} days ago"
 
 
-def local_time(value: Any) -> str:
-    """An ISO time as `YYYY-MM-DD HH:MM` in this device's zone."""
-    from mirrorfs.messages import parse_time
-
-    try:
-        return parse_time(value).astimezone().strftime("%Y-%m-%d %H:%M")
-    except (TypeError, ValueError):
-        return str(value) if value else "?"
-
-
 def presence_line(card: dict, now: dt.datetime, width: int = 0) -> str:
     """`laptop  active  seen 2026-11-21 10:04 (just now) on mybox`."""
-    from mirrorfs.messages import parse_time
-
     seen = card.get("last_seen")
-    try:
-        when = parse_time(seen) if seen else None
-    except (TypeError, ValueError):
-        when = None
-    seen_text = f"seen {local_time(seen)} ({ago(when, now)})" if when else "never seen"
+    when = time_or_none(seen)
+    seen_text = f"seen {local_minute(seen)} ({ago(when, now)})" if when else "never seen"
     device = f" on {card['device']}" if card.get("device") else ""
     return f"{card['name']:<{width}}  {card.get('state') or '?':<6}  {seen_text}{device}"
 
 
 def format_overview(overview: dict) -> str:
     """The overview as text for the person who coordinates."""
-    from mirrorfs.messages import parse_time
-
     now = parse_time(overview["time"])
     lines = ["Instances"]
     cards = overview["instances"]
@@ -396,7 +337,7 @@ def format_overview(overview: dict) -> str:
     if not overview["bridge"]:
         lines.append("  none")
     for b in overview["bridge"]:
-        created = f"  {local_time(b['created'])}" if b.get("created") else ""
+        created = f"  {local_minute(b['created'])}" if b.get("created") else ""
         lines.append(f"  {b['path']}  \"{b['title']}\"  {b['from']} -> {', '.join(b['to'])}{created}")
     for problem in overview.get("problems") or []:
         lines.append(f"warning: {problem}")

@@ -19,12 +19,11 @@ import yaml
 
 from mirrorfs import __version__
 from mirrorfs.errors import MirrorfsError
+from mirrorfs.export import EXPORT_FORMATS
 from mirrorfs.memory import KINDS, TIERS
 from mirrorfs.messages import ROLES
 from mirrorfs.passphrase import passphrase_file_option
-from mirrorfs.session import EXPORT_FORMATS
 from mirrorfs.vault import Vault
-
 
 # Commands of the other layers live in their own modules, imported only when
 # one of their commands runs: `mirrorfs search` answered by a watcher must not

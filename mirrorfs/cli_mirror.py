@@ -7,7 +7,7 @@ import click
 from mirrorfs import bridge as bridge_mod
 from mirrorfs import reflections as refl
 from mirrorfs.cli import cli, json_option, output, pass_vault, read_text_arg
-from mirrorfs.messages import now as local_now
+from mirrorfs.clock import now as local_now
 from mirrorfs.vault import Vault
 
 

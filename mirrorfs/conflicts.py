@@ -35,10 +35,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from mirrorfs import ignore
+from mirrorfs import ignore, snapshots, storage
 from mirrorfs import messages as msgs
 from mirrorfs import note as notes
-from mirrorfs import snapshots, storage
+from mirrorfs.clock import time_or_none
+
+# Conflict names are read by mirrorfs.conflict_names; re-exported for callers of this module.
+from mirrorfs.conflict_names import TOOLS as TOOLS
+from mirrorfs.conflict_names import ConflictName as ConflictName
+from mirrorfs.conflict_names import conflict_original as conflict_original
+from mirrorfs.conflict_names import parse_conflict_name as parse_conflict_name
 from mirrorfs.errors import (
     ConflictError,
     InvalidValueError,
@@ -46,138 +52,12 @@ from mirrorfs.errors import (
     NotFoundError,
     UnreadableNoteError,
 )
+from mirrorfs.layout import TRASH_DIR
 
 if TYPE_CHECKING:
     from mirrorfs.vault import Vault
 
-# -- recognising conflict copies ------------------------------------------------
-
-SYNCTHING = "syncthing"
-DROPBOX = "dropbox"
-NEXTCLOUD = "nextcloud"
-OBSIDIAN = "obsidian"
-TOOLS = (SYNCTHING, DROPBOX, NEXTCLOUD, OBSIDIAN)
-
-# Syncthing, lib/model/folder_sendrecv.go: name + ".sync-conflict-20060102-150405-"
-# + short id of the device whose version WON + ext. The copy holds the losing
-# bytes. Versions before 0.14 wrote no device id.
-_SYNCTHING = re.compile(
-    r"^(?P<stem>.+?)\.sync-conflict-(?P<date>\d{8})-(?P<time>\d{6})(?:-(?P<device>[A-Z0-9]{7}))?(?P<ext>\.[^.]*)?$"
-)
-# Obsidian Sync: "name (Conflicted copy DEVICE YYYYMMDDHHMM).md"; the device
-# name may hold spaces.
-_OBSIDIAN = re.compile(
-    r"^(?P<stem>.+) \(Conflicted copy (?P<device>.+) (?P<stamp>\d{12})\)(?P<ext>\.[^.]*)?$"
-)
-# Nextcloud desktop (Utility::makeConflictFileName): "name (conflicted copy
-# [USER ]yyyy-MM-dd hhmmss).ext"; the user name has no parentheses.
-_NEXTCLOUD = re.compile(
-    r"^(?P<stem>.+) \(conflicted copy (?:(?P<device>[^()]+) )?(?P<date>\d{4}-\d{2}-\d{2}) (?P<time>\d{6})\)(?P<ext>\.[^.]*)?$"
-)
-# ownCloud / old Nextcloud clients: "name_conflict-yyyyMMdd-hhmmss.ext".
-_OWNCLOUD = re.compile(r"^(?P<stem>.+)_conflict-(?P<date>\d{8})-(?P<time>\d{6})(?P<ext>\.[^.]*)?$")
-# Dropbox: "name (Sam's conflicted copy 2026-11-21).ext", numbered
-# "(Sam's conflicted copy 2026-11-21 (1))", older clients without the owner.
-_DROPBOX = re.compile(
-    r"^(?P<stem>.+) \((?:(?P<device>[^()]+?)['\u2019]s )?conflicted copy (?P<date>\d{4}-\d{2}-\d{2})"
-    r"(?: \((?P<n>\d+)\))?\)(?P<ext>\.[^.]*)?$"
-)
-
-
-@dataclass(frozen=True)
-class ConflictName:
-    """What a conflict copy's name says."""
-
-    relpath: str  # the copy, vault-relative POSIX path
-    original: str  # the note it is a copy of (through nested copies)
-    tool: str  # syncthing | dropbox | nextcloud | obsidian
-    device: str | None  # Syncthing: the WINNER's short id; others: the copy's device or user
-    time: dt.datetime | None  # when the copy was made, naive (the device's local time)
-    number: int | None = None  # Dropbox's "(1)" when a day had several copies
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["time"] = self.time.isoformat() if self.time else None
-        return data
-
-
-def _time(fmt: str, text: str) -> dt.datetime | None:
-    try:
-        return dt.datetime.strptime(text, fmt)
-    except ValueError:
-        return None
-
-
-def _match_name(name: str) -> tuple[str, str, str | None, dt.datetime | None, int | None] | None:
-    """(tool, original name, device, time, number) for one layer of a conflict name."""
-    if "onflict" not in name:  # the index asks about every file: stay cheap
-        return None
-    m = _SYNCTHING.match(name)
-    if m:
-        t = _time("%Y%m%d%H%M%S", m["date"] + m["time"])
-        if t:
-            return SYNCTHING, m["stem"] + (m["ext"] or ""), m["device"], t, None
-    m = _OBSIDIAN.match(name)
-    if m:
-        t = _time("%Y%m%d%H%M", m["stamp"])
-        if t:
-            return OBSIDIAN, m["stem"] + (m["ext"] or ""), m["device"], t, None
-    m = _NEXTCLOUD.match(name)
-    if m:
-        t = _time("%Y-%m-%d%H%M%S", m["date"] + m["time"])
-        if t:
-            return NEXTCLOUD, m["stem"] + (m["ext"] or ""), m["device"], t, None
-    m = _OWNCLOUD.match(name)
-    if m:
-        t = _time("%Y%m%d%H%M%S", m["date"] + m["time"])
-        if t:
-            return NEXTCLOUD, m["stem"] + (m["ext"] or ""), None, t, None
-    m = _DROPBOX.match(name)
-    if m:
-        t = _time("%Y-%m-%d", m["date"])
-        if t:
-            number = int(m["n"]) if m["n"] else None
-            return DROPBOX, m["stem"] + (m["ext"] or ""), m["device"], t, number
-    return None
-
-
-def parse_conflict_name(relpath: str | os.PathLike) -> ConflictName | None:
-    """What the name of *relpath* says if it is a sync tool's conflict copy, else None.
-
-    A copy of a copy (two tools, or a copy synced before it was merged) names
-    the note at the end of the chain as its original; tool, device and time
-    are those of the outermost name.
-    """
-    path = os.fspath(relpath)
-    if "onflict" not in path:  # the index asks about every file: stay cheap
-        return None
-    path = Path(path).as_posix()
-    folder, _, name = path.rpartition("/")
-    first = _match_name(name)
-    if first is None:
-        return None
-    tool, original, device, time, number = first
-    for _ in range(8):  # a copy of a copy of ...
-        inner = _match_name(original)
-        if inner is None:
-            break
-        original = inner[1]
-    if not original or original.startswith("."):
-        return None
-    return ConflictName(
-        relpath=path,
-        original=f"{folder}/{original}" if folder else original,
-        tool=tool,
-        device=device,
-        time=time,
-        number=number,
-    )
-
-
-def conflict_original(relpath: str | os.PathLike) -> str | None:
-    """The original note's relpath if *relpath* is a conflict copy, else None."""
-    found = parse_conflict_name(relpath)
-    return found.original if found else None
+# Recognising conflict copies: the table in mirrorfs.conflict_names.
 
 
 def find_conflicts(vault: "Vault") -> list[ConflictName]:
@@ -439,18 +319,9 @@ def _set_merge(base: Any, mine: list, theirs: list) -> list:
     return kept + [x for x in theirs if x not in mine and x not in b]
 
 
-def _time_of(value: Any) -> dt.datetime | None:
-    if value is None or value is _MISSING:
-        return None
-    try:
-        return msgs.parse_time(value)
-    except (ValueError, TypeError):
-        return None
-
-
 def _newer(mine_meta: dict, theirs_meta: dict) -> str:
     """'theirs' when the copy's `updated` is later than the original's, else 'mine'."""
-    m, t = _time_of(mine_meta.get("updated")), _time_of(theirs_meta.get("updated"))
+    m, t = time_or_none(mine_meta.get("updated")), time_or_none(theirs_meta.get("updated"))
     if t is not None and (m is None or t > m):
         return "theirs"
     return "mine"
@@ -476,8 +347,8 @@ def merge_meta(
         b = base.get(key, _MISSING) if base is not None else _MISSING
         if m == t:
             value = m
-        elif key in ("updated", "last_seen") and (_time_of(m) or _time_of(t)):
-            tm, tt = _time_of(m), _time_of(t)
+        elif key in ("updated", "last_seen") and (time_or_none(m) or time_or_none(t)):
+            tm, tt = time_or_none(m), time_or_none(t)
             value = m if tm is not None and (tt is None or tm >= tt) else t
         elif key == "updated_by":
             first, second = (t, m) if newer == "theirs" else (m, t)
@@ -621,21 +492,16 @@ class _Block:
 
 def _split_session(body: str, newline: str) -> tuple[str, list[_Block]]:
     """Preamble and message blocks, each block's bytes as in the file."""
-    preamble, found = msgs.parse(body)
-    lines = body.splitlines(keepends=True)
-    # The same rule messages.parse uses: a `### ` line followed by the JSON comment.
-    starts = [i for i in range(len(lines) - 1) if msgs._header(lines[i], lines[i + 1]) is not None]
-    if len(starts) != len(found):  # pragma: no cover - both follow one rule
-        raise MirrorfsError("session messages could not be split consistently")
+    found = msgs.blocks(body)
+    if not found:
+        return body, []
     blocks = []
-    for n, (start, message) in enumerate(zip(starts, found)):
-        end = starts[n + 1] if n + 1 < len(starts) else len(lines)
-        text = "".join(lines[start:end])
-        text = re.sub(r"(\r?\n)(?:[ \t]*\r?\n)*[ \t]*\Z", r"\1", text)
+    for block in found:
+        text = re.sub(r"(\r?\n)(?:[ \t]*\r?\n)*[ \t]*\Z", r"\1", body[block.start:block.end])
         if not text.endswith("\n"):
             text += newline
-        blocks.append(_Block(message, text))
-    return preamble, blocks
+        blocks.append(_Block(msgs.message_of(body, block), text))
+    return body[: found[0].start], blocks
 
 
 def _trim_preamble(preamble: str) -> str:
@@ -891,8 +757,6 @@ def _trash_stamp() -> str:
 
 def _trash_bytes(vault: "Vault", relpath: str, data: bytes) -> str:
     """Put a copy of *data* in the vault trash under *relpath*; its vault-relative path."""
-    from mirrorfs.vault import TRASH_DIR
-
     target = f"{TRASH_DIR}/{_trash_stamp()}/{relpath}"
     vault.store.create(vault.root / target, data)
     return target
@@ -900,8 +764,6 @@ def _trash_bytes(vault: "Vault", relpath: str, data: bytes) -> str:
 
 def _trash_file(vault: "Vault", relpath: str, sha: str) -> str:
     """Move the file at *relpath* (still hashing to *sha*) to the vault trash."""
-    from mirrorfs.vault import TRASH_DIR
-
     target = f"{TRASH_DIR}/{_trash_stamp()}/{relpath}"
     vault.store.move(vault.root / relpath, vault.root / target, sha)
     return target

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from mirrorfs.session import Session
 
 CHECKSUM_KEY = "checksum_sha256"
+EXPORT_FORMATS = ("json", "markdown", "txt", "mirrordna")
 
 
 def mirrordna_checksum(text: str) -> str:
@@ -30,8 +31,7 @@ def verify_mirrordna(text: str) -> bool:
 
 
 def export_session(session: "Session", format: str) -> str:
-    from mirrorfs.session import EXPORT_FORMATS
-
+    """The session as json, markdown, txt or mirrordna (see docs/format.md)."""
     if format not in EXPORT_FORMATS:
         raise InvalidValueError(f"unknown export format {format!r}: use one of {', '.join(EXPORT_FORMATS)}")
     data = session.to_dict(messages=True)

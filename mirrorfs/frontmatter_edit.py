@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 import yaml
+from frontmatter.default_handlers import YAMLHandler
 
 _PLAIN_KEY = re.compile(r"""^(?P<key>[^\s#'"\-?:,\[\]{}&*!|>%@`][^#]*?)[ \t]*:(?=[ \t]|\r?\n|$)""")
 _DQ_KEY = re.compile(r'^(?P<key>"(?:[^"\\]|\\.)*")[ \t]*:(?=[ \t]|\r?\n|$)')
@@ -129,6 +130,18 @@ def render(
     if not dumped.endswith("\n"):
         dumped += "\n"
     return dumped.replace("\n", newline)
+
+
+def render_new(meta: dict, newline: str = "\n") -> str:
+    """The front matter of a note mirrorfs creates from scratch, key order kept, Obsidian style.
+
+    python-frontmatter's YAML handler does the dumping (with the dumper above),
+    so a new file reads exactly as one `set_key` per property would write it.
+    """
+    if not meta:
+        return ""
+    text = YAMLHandler().export(meta, Dumper=_Dumper, sort_keys=False, width=math.inf)
+    return text.replace("\n", newline) + newline
 
 
 def set_key(fm_text: str, key: Any, value: Any, newline: str = "\n") -> str:

@@ -10,7 +10,7 @@ import fnmatch
 import os
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Container, Iterator
 
 # Folders that belong to tools, never to the user's notes.
 IGNORED_DIRS = frozenset({
@@ -61,23 +61,64 @@ def is_note_path(relpath: str | os.PathLike) -> bool:
     return str(relpath).endswith(NOTE_SUFFIX) and not is_ignored(relpath)
 
 
+def walk(
+    root: str | os.PathLike,
+    on_error: Callable[[str, OSError], None] | None = None,
+    known: Container[str] = (),
+) -> Iterator[tuple[str, os.DirEntry]]:
+    """The one vault walker: every note file under *root* as (relpath, DirEntry).
+
+    Relpaths are POSIX strings; each folder's files come in name order before
+    its subfolders (as os.walk gives them). Tool folders and temporaries are
+    skipped; symlinked folders are not followed. Paths in *known* passed the
+    name rules before and skip them (the index walks before every query).
+    A folder that cannot be listed goes to *on_error* (relative folder, error):
+    a silently skipped folder would look like one whose notes were all
+    deleted. An unlistable *root* raises its OSError.
+    """
+    root = os.fspath(root)
+    stack = [(root, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            if not prefix:
+                raise
+            if on_error is None:
+                raise
+            on_error(prefix[:-1], exc)
+            continue
+        subfolders = []
+        for entry in entries:
+            name = entry.name
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if name not in IGNORED_DIRS and not entry.is_symlink():
+                    subfolders.append((entry.path, prefix + name + "/"))
+                continue
+            if not name.endswith(NOTE_SUFFIX):
+                continue
+            relpath = prefix + name
+            if relpath in known or not is_ignored_name(name):
+                yield relpath, entry
+        stack.extend(reversed(subfolders))
+
+
 def iter_note_paths(root: str | os.PathLike, on_error=None) -> Iterator[Path]:
-    """Yield the vault-relative path of every note under *root*, sorted per folder.
+    """Yield the vault-relative path of every note under *root* (see `walk`).
 
     *on_error* receives the OSError of a folder that cannot be listed; without it
-    the error is raised, because a silently skipped folder would look like a
-    folder whose notes were all deleted.
+    the error is raised.
     """
-    root = Path(root)
-
-    def onerror(exc: OSError) -> None:
+    try:
+        for relpath, _ in walk(root, on_error=None if on_error is None else lambda rel, exc: on_error(exc)):
+            yield Path(relpath)
+    except OSError as exc:
         if on_error is None:
-            raise exc
+            raise
         on_error(exc)
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
-        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_DIRS)
-        rel_dir = Path(dirpath).relative_to(root)
-        for name in sorted(filenames):
-            if name.endswith(NOTE_SUFFIX) and not is_ignored_name(name):
-                yield rel_dir / name

@@ -21,13 +21,13 @@ import datetime as dt
 import hashlib
 import logging
 import multiprocessing
-import threading
 import os
 import pickle
 import re
 import secrets
 import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,17 +41,25 @@ from whoosh import index as windex
 from whoosh import qparser
 from whoosh import query as wquery
 from whoosh import scoring as wscoring
+from whoosh.codec.whoosh3 import W3Codec
 from whoosh.lang.porter import stem as _porter_stem
 from whoosh.system import pack_uint as _pack_uint
-from whoosh.codec.whoosh3 import W3Codec
 from whoosh.writing import SegmentWriter
 
-from mirrorfs import ignore
-from mirrorfs.conflicts import conflict_original  # sync conflict copies are not notes
-from mirrorfs.crypto import strip_sections  # ciphertext must never become search terms
+from mirrorfs import ignore, storage
 from mirrorfs import messages as messages_mod
 from mirrorfs import note as note_mod
-from mirrorfs.errors import MirrorfsError, QueryError, SearchIndexError, UnreadableNoteError
+from mirrorfs.clock import naive_utc
+from mirrorfs.conflict_names import (
+    conflict_original,  # sync conflict copies are not notes
+)
+from mirrorfs.crypto import strip_sections  # ciphertext must never become search terms
+from mirrorfs.errors import (
+    MirrorfsError,
+    QueryError,
+    SearchIndexError,
+    UnreadableNoteError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -340,17 +348,6 @@ _INLINE_TAG = re.compile(r"(?:^|(?<=\s))#([^\W\d][\w/-]*)", re.M)
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 
 
-def _as_utc(value: Any) -> dt.datetime | None:
-    """A naive UTC datetime (what Whoosh stores) from an ISO string, datetime or date."""
-    if value is None or value == "":
-        return None
-    try:
-        t = messages_mod.parse_time(value)
-    except (ValueError, TypeError):
-        return None
-    return t.astimezone(dt.timezone.utc).replace(tzinfo=None)
-
-
 def _as_list(value: Any) -> list[str]:
     if value is None:
         return []
@@ -415,8 +412,8 @@ def file_documents(relpath: str, data: bytes) -> FileEntry:
     if ntype == "session" and not note.error:
         preamble, messages = messages_mod.parse(body)
     tags = _expand_tags(_as_list(meta.get("tags")) + _inline_tags(preamble))
-    created = _as_utc(meta.get("created"))
-    updated = _as_utc(meta.get("updated")) or created
+    created = naive_utc(meta.get("created"))
+    updated = naive_utc(meta.get("updated")) or created
     flags = ["unparseable"] if note.error else []
     doc_id = _str(meta.get("id")) or (stem if ntype == "session" else None)
     if ntype == "message":  # reserved for message documents
@@ -454,7 +451,7 @@ def file_documents(relpath: str, data: bytes) -> FileEntry:
     first = last = None
     session_common = {k: base[k] for k in ("tags", "category") if base.get(k)}
     for msg in messages:
-        t = _as_utc(msg.time)
+        t = naive_utc(msg.time)
         text = strip_sections(msg.content)
         d = {
             "path": relpath,
@@ -569,40 +566,11 @@ def scan(root: str | os.PathLike, known: dict | None = None) -> Scan:
     denied: set[str] = set()
     conflicts: list[str] = []
     unreadable: list[str] = []
-    ignored_dirs = ignore.IGNORED_DIRS
-    ignored_name = ignore.is_ignored_name
-    suffix = ignore.NOTE_SUFFIX
-    stack = [(root, "")]
-    while stack:
-        folder, prefix = stack.pop()
-        try:
-            with os.scandir(folder) as it:
-                entries = list(it)
-        except OSError as exc:
-            if not prefix:
-                raise SearchIndexError(
-                    f"cannot read the vault folder {root}: {exc.strerror or exc}") from None
-            unreadable.append(prefix[:-1])
-            continue
-        for entry in entries:
-            name = entry.name
-            try:
-                is_dir = entry.is_dir()
-            except OSError:
-                is_dir = False
-            if is_dir:
-                if name not in ignored_dirs and not entry.is_symlink():
-                    stack.append((entry.path, prefix + name + "/"))
+    try:
+        for relpath, entry in ignore.walk(root, on_error=lambda rel, exc: unreadable.append(rel), known=known):
+            if relpath not in known and conflict_original(relpath) is not None:
+                conflicts.append(relpath)
                 continue
-            if not name.endswith(suffix):
-                continue
-            relpath = prefix + name
-            if relpath not in known:
-                if ignored_name(name):
-                    continue
-                if conflict_original(relpath) is not None:
-                    conflicts.append(relpath)
-                    continue
             try:
                 st = entry.stat()
             except FileNotFoundError:
@@ -611,6 +579,8 @@ def scan(root: str | os.PathLike, known: dict | None = None) -> Scan:
                 denied.add(relpath)
                 continue
             files[relpath] = (st.st_mtime_ns, st.st_size, st.st_ino)
+    except OSError as exc:
+        raise SearchIndexError(f"cannot read the vault folder {root}: {exc.strerror or exc}") from None
     return Scan(files, unreadable, denied, conflicts)
 
 
@@ -688,18 +658,6 @@ class _Layout:
         return filelock.FileLock(str(self.lock_path))
 
 
-def _write_atomic(path: Path, data: bytes, sync: bool = True) -> None:
-    """Replace *path* whole. Without *sync*, a crash may leave an old or empty
-    file: fine for the catalog, which is then rebuilt or re-reconciled."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        if sync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 _CATALOG_CACHE: dict[str, tuple[tuple, dict]] = {}
 
 
@@ -727,7 +685,7 @@ def _load_catalog(gen_dir: Path) -> dict | None:
 
 def _save_catalog(gen_dir: Path, catalog: dict) -> None:
     path = gen_dir / "catalog.pickle"
-    _write_atomic(path, pickle.dumps(catalog, protocol=pickle.HIGHEST_PROTOCOL), sync=False)
+    storage.atomic_write(path, pickle.dumps(catalog, protocol=pickle.HIGHEST_PROTOCOL), sync=False)
     st = path.stat()  # what we wrote is what a reload would give: keep it
     _CATALOG_CACHE[str(path)] = ((st.st_mtime_ns, st.st_size, st.st_ino), catalog)
 
@@ -1089,7 +1047,7 @@ class Index:
                 "root": self.root, "files": files, "built": time.time(), "updated": time.time(),
             }
             _save_catalog(gen_dir, catalog)
-            _write_atomic(self.layout.current, name.encode("ascii"))
+            storage.atomic_write(self.layout.current, name.encode("ascii"))
         except BaseException:
             shutil.rmtree(gen_dir, ignore_errors=True)
             raise

@@ -17,9 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mirrorfs import note as notes
-from mirrorfs.errors import ConflictError, InvalidValueError, NotFoundError, UnreadableNoteError
-from mirrorfs.messages import now as local_now
-from mirrorfs.messages import parse_time
+from mirrorfs.clock import now as local_now
+from mirrorfs.clock import time_or_none, timestamp
+from mirrorfs.errors import (
+    ConflictError,
+    InvalidValueError,
+    NotFoundError,
+    UnreadableNoteError,
+)
 
 if TYPE_CHECKING:
     from mirrorfs.vault import Vault
@@ -75,15 +80,6 @@ def format_intention(text: str, day: dt.date) -> str:
     return f"{text} (since {day.isoformat()})"
 
 
-def _time_or_none(value: Any) -> dt.datetime | None:
-    if value in (None, ""):
-        return None
-    try:
-        return parse_time(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _one_line(text: str, what: str) -> str:
     line = " ".join(str(text).split())
     if not line:
@@ -107,7 +103,7 @@ class Card:
 
     @property
     def last_seen(self) -> dt.datetime | None:
-        return _time_or_none(self.meta.get("last_seen"))
+        return time_or_none(self.meta.get("last_seen"))
 
     @property
     def status(self) -> str | None:
@@ -152,8 +148,6 @@ class Instances:
 
     def ensure_card(self) -> Path:
         """Create this instance's card on first use; never rewrite an existing one."""
-        from mirrorfs.vault import timestamp
-
         path = self.card_path()
         if path.exists():
             return path
@@ -209,8 +203,6 @@ class Instances:
 
     def _edit(self, change, now: dt.datetime | None) -> notes.Note:
         """Edit this instance's card through the one write path, marking it seen."""
-        from mirrorfs.vault import timestamp
-
         self.ensure_card()
         seen = timestamp(now)
 

@@ -8,8 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from mirrorfs import note as notes
-from mirrorfs.messages import isoformat as _iso
-from mirrorfs.errors import ConflictError, InvalidValueError, NotFoundError, UnreadableNoteError
+from mirrorfs.clock import isoformat as _iso
+from mirrorfs.clock import timestamp
+from mirrorfs.errors import (
+    ConflictError,
+    InvalidValueError,
+    NotFoundError,
+    UnreadableNoteError,
+)
 from mirrorfs.slug import title_from_text
 
 if TYPE_CHECKING:
@@ -118,8 +124,6 @@ class Memory:
         without a title it is "Secret memory"); otherwise ```secret blocks in
         *text* are sealed. Both need the vault unlocked (LockedError, nothing written).
         """
-        from mirrorfs.vault import timestamp
-
         if not text or not text.strip():
             raise InvalidValueError("a memory needs some text")
         check_tier(tier)

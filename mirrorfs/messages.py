@@ -15,11 +15,11 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from mirrorfs.clock import format_time, now, parse_time
 from mirrorfs.errors import InvalidValueError
 
 ROLES = ("user", "assistant", "system", "tool")
 COMMENT_PREFIX = "<!-- mirrorfs:message "
-_COMMENT = re.compile(r"^<!-- mirrorfs:message (\{.*\}) -->[ \t]*\r?$")
 
 
 @dataclass
@@ -42,32 +42,6 @@ class Message:
             "content": self.content,
             **({"meta": self.meta} if self.meta else {}),
         }
-
-
-def now() -> dt.datetime:
-    """The current time, aware, in the local zone, to the millisecond."""
-    t = dt.datetime.now().astimezone()
-    return t.replace(microsecond=t.microsecond // 1000 * 1000)
-
-
-def format_time(t: dt.datetime) -> str:
-    return t.isoformat(timespec="milliseconds")
-
-
-def isoformat(value: Any) -> Any:
-    """A front-matter value for JSON: dates and times as ISO text, anything else as is."""
-    return value.isoformat() if hasattr(value, "isoformat") else value
-
-
-def parse_time(value: Any) -> dt.datetime:
-    """An aware datetime from an ISO string, datetime or date (naive means UTC)."""
-    if isinstance(value, dt.datetime):
-        t = value
-    elif isinstance(value, dt.date):
-        t = dt.datetime(value.year, value.month, value.day)
-    else:
-        t = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
 
 
 def new_id(t: dt.datetime) -> str:
@@ -110,49 +84,86 @@ def render(msg: Message, newline: str = "\n") -> str:
     return newline.join(lines) + newline
 
 
-def _header(line: str, next_line: str) -> dict | None:
-    """The JSON of a message that starts at *line*, or None if none starts there."""
-    if not line.startswith("### ") or not next_line.startswith(COMMENT_PREFIX):
-        return None
-    m = _COMMENT.match(next_line.rstrip("\n"))
-    if not m:
-        return None
+# A message starts at a `### ` heading line followed by its JSON comment line.
+# One regex over the whole body: the reader every module uses (index, merges,
+# reflections, snippets), so they all agree on where a message starts.
+_BLOCK = re.compile(r"^### [^\r\n]*\r?\n<!-- mirrorfs:message (\{.*\}) -->[ \t]*\r?$", re.M)
+# How `render` writes the JSON: the id first. Reading it needs no JSON decode,
+# which matters for sessions with thousands of messages.
+_FIRST_ID = re.compile(r'^\{"id": "([^"\\]*)"')
+
+
+@dataclass(frozen=True)
+class Block:
+    """Where one message sits in a session body, and its header JSON undecoded."""
+
+    start: int  # the `### ` heading line
+    content_start: int  # just after the comment line
+    end: int  # the next message's heading, or the end of the body
+    raw: str  # the header JSON text
+    id: str
+
+    def header(self) -> dict:
+        """The header decoded (just the id when the JSON after it is damaged)."""
+        try:
+            data = json.loads(self.raw)
+        except ValueError:
+            return {"id": self.id}
+        return data if isinstance(data, dict) else {"id": self.id}
+
+
+def _block_id(raw: str) -> str | None:
+    fast = _FIRST_ID.match(raw)
+    if fast:
+        return fast.group(1)
     try:
-        header = json.loads(m.group(1))
+        header = json.loads(raw)
     except ValueError:
         return None
-    return header if isinstance(header, dict) and "id" in header else None
+    return str(header["id"]) if isinstance(header, dict) and "id" in header else None
+
+
+def blocks(body: str) -> list[Block]:
+    """Every message block of a session body, in file order."""
+    found: list[tuple[int, int, str, str]] = []
+    for m in _BLOCK.finditer(body):
+        msg_id = _block_id(m.group(1))
+        if msg_id is None:
+            continue
+        content_start = m.end() + 1 if body.startswith("\n", m.end()) else m.end()
+        found.append((m.start(), content_start, m.group(1), msg_id))
+    out = []
+    for n, (start, content_start, raw, msg_id) in enumerate(found):
+        end = found[n + 1][0] if n + 1 < len(found) else len(body)
+        out.append(Block(start, content_start, end, raw, msg_id))
+    return out
+
+
+def message_of(body: str, block: Block) -> Message:
+    """The Message a block holds."""
+    header = block.header()
+    content = body[block.content_start:block.end].replace("\r\n", "\n").strip("\n")
+    meta = {k: v for k, v in header.items() if k not in ("id", "role", "time", "instance")}
+    try:
+        time = parse_time(header["time"]) if header.get("time") else parse_time("1970-01-01")
+    except (TypeError, ValueError):
+        time = parse_time("1970-01-01")
+    return Message(
+        id=block.id,
+        role=str(header.get("role", "")),
+        time=time,
+        instance=str(header.get("instance", "")),
+        content=content,
+        meta=meta,
+    )
 
 
 def parse(body: str) -> tuple[str, list[Message]]:
     """Split a session body into its preamble and its messages, in file order."""
-    lines = body.splitlines(keepends=True)
-    starts: list[int] = []
-    headers: list[dict] = []
-    for i in range(len(lines) - 1):
-        header = _header(lines[i], lines[i + 1])
-        if header is not None:
-            starts.append(i)
-            headers.append(header)
-    if not starts:
+    found = blocks(body)
+    if not found:
         return body, []
-    preamble = "".join(lines[: starts[0]])
-    messages = []
-    for n, (start, header) in enumerate(zip(starts, headers)):
-        end = starts[n + 1] if n + 1 < len(starts) else len(lines)
-        content = "".join(lines[start + 2 : end]).replace("\r\n", "\n").strip("\n")
-        meta = {k: v for k, v in header.items() if k not in ("id", "role", "time", "instance")}
-        messages.append(
-            Message(
-                id=str(header.get("id", "")),
-                role=str(header.get("role", "")),
-                time=parse_time(header["time"]) if header.get("time") else parse_time("1970-01-01"),
-                instance=str(header.get("instance", "")),
-                content=content,
-                meta=meta,
-            )
-        )
-    return preamble, messages
+    return body[: found[0].start], [message_of(body, b) for b in found]
 
 
 def merge(*sides: Iterable[Message]) -> list[Message]:

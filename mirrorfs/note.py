@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -26,6 +26,32 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _OPEN = re.compile(r"---[ \t]*(\r\n|\n)")
 _CLOSE = re.compile(r"^---[ \t]*(?:\r\n|\n|\Z)", re.M)
+
+
+class Split(NamedTuple):
+    """A note's text cut at its front-matter fences, by the fences alone (no YAML parse)."""
+
+    fm_open: str  # the opening `---` line, "" when there is no front matter
+    fm_text: str
+    fm_close: str
+    body: str
+    unterminated: bool  # starts with `---` but has no closing line: all of it is body
+
+
+def split(text: str) -> Split:
+    """The one front-matter splitter: every reader (notes, snippets, reflections) cuts here."""
+    m = _OPEN.match(text)
+    if not m:
+        return Split("", "", "", text, False)
+    close = _CLOSE.search(text, m.end())
+    if not close:
+        return Split("", "", "", text, True)
+    return Split(m.group(0), text[m.end():close.start()], close.group(0), text[close.end():], False)
+
+
+def body_of(text: str) -> str:
+    """The body of a decoded note text (BOM allowed), without parsing its YAML."""
+    return split(text.lstrip(BOM)).body
 
 
 @dataclass(frozen=True)
@@ -193,24 +219,21 @@ def parse_text(text: str, path: str | os.PathLike | None = None, bom: str = "") 
     """Parse already-decoded text (BOM removed)."""
     where = str(path) if path is not None else None
     newline = detect_newline(text)
-    m = _OPEN.match(text)
-    if not m:
-        return Note(bom=bom, body=text, newline=newline, path=where)
-    start = m.end()
-    close = _CLOSE.search(text, start)
-    if not close:
+    parts = split(text)
+    if parts.unterminated:
         return Note(
             bom=bom, body=text, newline=newline, path=where,
             error="front matter starts with --- but has no closing --- line",
         )
-    fm_text = text[start:close.start()]
-    meta, error = load_yaml(fm_text)
+    if not parts.fm_open:
+        return Note(bom=bom, body=text, newline=newline, path=where)
+    meta, error = load_yaml(parts.fm_text)
     return Note(
         bom=bom,
-        fm_open=m.group(0),
-        fm_text=fm_text,
-        fm_close=close.group(0),
-        body=text[close.end():],
+        fm_open=parts.fm_open,
+        fm_text=parts.fm_text,
+        fm_close=parts.fm_close,
+        body=parts.body,
         newline=newline,
         meta=meta,
         error=error,
@@ -220,11 +243,7 @@ def parse_text(text: str, path: str | os.PathLike | None = None, bom: str = "") 
 
 def new(meta: dict, body: str = "", newline: str = "\n") -> Note:
     """A note mirrorfs creates: front matter in the documented key order, then body."""
-    fm_text = ""
-    for key, value in meta.items():
-        if value is None:
-            continue
-        fm_text = frontmatter_edit.set_key(fm_text, key, value, newline)
+    fm_text = frontmatter_edit.render_new({k: v for k, v in meta.items() if v is not None}, newline)
     if body and not body.startswith(newline):
         body = newline + body
     note = parse_text("---" + newline + fm_text + "---" + newline + body)
@@ -253,3 +272,20 @@ def read_bytes(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> b
         raise UnreadableNoteError(str(path), "is a folder, not a note") from None
     except PermissionError:
         raise UnreadableNoteError(str(path), "permission denied") from None
+
+
+def read_front_matter(path: str | os.PathLike, chunk: int = 65536) -> dict:
+    """Only the front matter of a possibly long file (a session with thousands of messages)."""
+    with open(path, "rb") as f:
+        head = f.read(chunk)
+        if not head.lstrip(BOM.encode("utf-8")).startswith(b"---"):
+            return {}
+        while b"\n---" not in head[3:]:
+            more = f.read(chunk)
+            if not more:
+                break
+            head += more
+    text_end = head.find(b"\n---", 3)
+    end = head.find(b"\n", text_end + 4)
+    sample = head if end < 0 else head[: end + 1]
+    return parse(sample, path).meta

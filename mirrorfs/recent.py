@@ -10,12 +10,12 @@ the log is compacted when it grows past MAX_LINES.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from mirrorfs.jsonlog import JsonLog
 
 LOG_NAME = "recent.jsonl"
 MAX_LINES = 5000
@@ -29,55 +29,34 @@ class Access:
     time: dt.datetime
 
 
-def _log_path(vault) -> Path:
-    return Path(vault.state_dir) / LOG_NAME
+def _log(vault) -> JsonLog:
+    return JsonLog(Path(vault.state_dir) / LOG_NAME, max_bytes=MAX_LINES * 120, keep=KEEP_LINES)
 
 
 def record_access(vault, relpath: str, action: str = "read") -> None:
     """Note that this device read or wrote *relpath* (vault-relative). Never raises."""
-    line = json.dumps({"t": round(time.time(), 3), "path": str(relpath).replace(os.sep, "/"),
-                       "action": action}, ensure_ascii=False) + "\n"
-    path = _log_path(vault)
+    entry = {"t": round(time.time(), 3), "path": str(relpath).replace(os.sep, "/"), "action": action}
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line.encode("utf-8"))
-        finally:
-            os.close(fd)
-        if path.stat().st_size > MAX_LINES * 120:
-            _compact(path)
+        _log(vault).append(entry, compact=_newest_per_path)
     except OSError:
         pass  # the working-memory log is a convenience; never fail a read or write over it
 
 
-def _read(path: Path) -> list[Access]:
+def _accesses(entries: list[dict]) -> list[Access]:
     out: list[Access] = []
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return out
-    for raw in data.splitlines():
+    for rec in entries:
         try:
-            rec = json.loads(raw)
             out.append(Access(str(rec["path"]), str(rec.get("action", "read")),
                               dt.datetime.fromtimestamp(float(rec["t"]), dt.timezone.utc)))
-        except (ValueError, KeyError, TypeError):
-            continue  # a torn or foreign line
+        except (ValueError, KeyError, TypeError, OverflowError):
+            continue  # a foreign line
     return out
 
 
-def _compact(path: Path) -> None:
-    entries = _read(path)
-    if len(entries) <= KEEP_LINES:
-        return
-    kept = latest(entries)[:KEEP_LINES]
+def _newest_per_path(entries: list[dict]) -> list[dict]:
+    kept = latest(_accesses(entries))[:KEEP_LINES]
     kept.reverse()
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for a in kept:
-            f.write(json.dumps({"t": a.time.timestamp(), "path": a.path, "action": a.action},
-                               ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    return [{"t": a.time.timestamp(), "path": a.path, "action": a.action} for a in kept]
 
 
 def latest(entries: list[Access]) -> list[Access]:
@@ -92,4 +71,4 @@ def latest(entries: list[Access]) -> list[Access]:
 
 def accesses(vault) -> list[Access]:
     """Every logged access, newest path first, one entry per path."""
-    return latest(_read(_log_path(vault)))
+    return latest(_accesses(_log(vault).read()))

@@ -34,18 +34,21 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable
 
-import yaml
 from filelock import FileLock
 
+from mirrorfs import ignore, storage
 from mirrorfs import messages as msgs
 from mirrorfs import note as notes
-from mirrorfs import storage
 from mirrorfs.bridge import ANSWER_HEADING
+from mirrorfs.clock import iso_or_none, time_or_none
+from mirrorfs.conflict_names import is_conflict_copy
 from mirrorfs.errors import InvalidValueError, MirrorfsError, UnreadableNoteError
-from mirrorfs.ignore import IGNORED_DIRS, NOTE_SUFFIX, is_ignored_name, is_note_path
+from mirrorfs.ignore import is_note_path
 from mirrorfs.instances import split_intention
+from mirrorfs.jsonlog import JsonLog
+from mirrorfs.layout import kind_of
 
 if TYPE_CHECKING:
     from mirrorfs.vault import Vault
@@ -76,26 +79,7 @@ _NOUNS = {
     "pattern": "pattern",
     "note": "note",
 }
-_FOLDER_KINDS = {"memory": "memory", "sessions": "session", "bridge": "bridge", "instances": "instance",
-                 "patterns": "pattern"}
-_TYPE_KINDS = {"memory": "memory", "session": "session", "soul": "soul", "bridge": "bridge",
-               "instance": "instance", "pattern": "pattern"}
 _H1 = re.compile(r"^#[ \t]+(?P<title>.+?)[ \t]*#*[ \t]*$", re.M)
-
-try:  # sync conflict copies are not notes
-    from mirrorfs.conflicts import conflict_original as _conflict_original
-except ImportError:  # until mirrorfs.conflicts lands: the same names index.py recognises
-    _CONFLICT = re.compile(
-        r"\.sync-conflict-\d{8}-\d{6}(-[A-Z0-9]{7})?|\(.*conflicted copy.*\)|\bConflicted copy\b", re.I
-    )
-
-    def _conflict_original(relpath: str) -> str | None:
-        return relpath if _CONFLICT.search(relpath.rsplit("/", 1)[-1]) else None
-
-
-def is_conflict_copy(relpath: str) -> bool:
-    return _conflict_original(relpath) is not None
-
 
 # --------------------------------------------------------------------------
 # Reflections.
@@ -158,7 +142,7 @@ class Reflection:
             kind=str(data.get("kind") or "note"),
             path=str(data.get("path") or ""),
             title=str(data.get("title") or ""),
-            time=_time(t),
+            time=time_or_none(t),
             summary=str(data.get("summary") or data.get("action") or ""),
             details=dict(data.get("details") or {}),
         )
@@ -206,21 +190,6 @@ def _named(kind: str, title: str) -> str:
 # Fingerprints: what the cursor keeps of each note.
 
 
-def _time(value: Any) -> dt.datetime | None:
-    if value in (None, ""):
-        return None
-    try:
-        return msgs.parse_time(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _iso(value: Any) -> str | None:
-    if value in (None, ""):
-        return None
-    return value.isoformat() if hasattr(value, "isoformat") else str(value)
-
-
 def _short(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
@@ -235,43 +204,13 @@ def _names(value: Any) -> list[str]:
     return [str(value)]
 
 
-def kind_of(relpath: str, meta: dict) -> str:
-    """memory / session / soul / bridge / instance / pattern / note."""
-    kind = _TYPE_KINDS.get(str(meta.get("type"))) if meta.get("type") is not None else None
-    if kind:
-        return kind
-    if relpath == "SOUL.md":
-        return "soul"
-    top = relpath.split("/", 1)[0] if "/" in relpath else ""
-    return _FOLDER_KINDS.get(top, "note")
-
-
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~6x faster on 10,000 notes
-# A message starts at a `### ` heading followed by its JSON comment (messages.parse).
-_MESSAGE = re.compile(r"^### [^\r\n]*\r?\n<!-- mirrorfs:message (\{.*\}) -->[ \t]*\r?$", re.M)
-
-
 def _front_matter(text: str) -> tuple[str, str, dict, bool]:
     """(front matter text, body, mapping, usable) as note.parse_text splits them."""
-    m = notes._OPEN.match(text)  # the same fences as note.parse_text
-    if not m:
+    parts = notes.split(text)
+    if not parts.fm_open:
         return "", text, {}, False
-    close = notes._CLOSE.search(text, m.end())
-    if not close:
-        return "", text, {}, False
-    fm_text = text[m.end():close.start()]
-    try:
-        meta = yaml.load(fm_text, Loader=_Loader) if fm_text.strip() else {}
-    except yaml.YAMLError:
-        return fm_text, text[close.end():], {}, False
-    if meta is None:
-        meta = {}
-    if not isinstance(meta, dict):
-        return fm_text, text[close.end():], {}, False
-    return fm_text, text[close.end():], meta, True
-
-
-_FIRST_ID = re.compile(r'^\{"id": "([^"\\]*)"')
+    meta, error = notes.load_yaml(parts.fm_text)
+    return parts.fm_text, parts.body, meta, error is None
 
 
 class _Messages(dict):
@@ -298,20 +237,10 @@ class _Messages(dict):
 
 
 def _messages(body: str) -> _Messages:
-    """Every message of a session body by id, in order (see messages.parse)."""
+    """Every message of a session body by id, in order (see messages.blocks)."""
     found = _Messages()
-    for m in _MESSAGE.finditer(body):
-        raw = m.group(1)
-        fast = _FIRST_ID.match(raw)  # how messages.render writes it: the id first
-        if fast:
-            found[fast.group(1)] = raw
-            continue
-        try:
-            header = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(header, dict) and "id" in header:
-            found[str(header["id"])] = raw
+    for block in msgs.blocks(body):
+        found[block.id] = block.raw
     return found
 
 
@@ -340,8 +269,8 @@ def fingerprint(relpath: str, data: bytes, mtime_ns: int = 0, size: int | None =
     if not meta or not usable:
         fp["plain"] = True
     fp["b"] = None if meta.get("updated_by") is None else str(meta.get("updated_by"))
-    fp["u"] = _iso(meta.get("updated"))
-    fp["cr"] = _iso(meta.get("created"))
+    fp["u"] = iso_or_none(meta.get("updated"))
+    fp["cr"] = iso_or_none(meta.get("created"))
     creator = meta.get("from") if kind == "bridge" else meta.get("instance")
     fp["c"] = None if creator is None else str(creator)
     fp["f"] = _short(fm_text)
@@ -379,7 +308,7 @@ def _attribution(old: dict, new: dict) -> str:
         return HUMAN
     if by != old.get("b") or new.get("u") != old.get("u"):
         return by
-    signed, written = _time(new.get("u")), new.get("m")
+    signed, written = time_or_none(new.get("u")), new.get("m")
     if signed is not None and written and 0 <= written / 1e9 - signed.timestamp() < SAME_WRITE:
         return by
     return HUMAN
@@ -392,8 +321,8 @@ def _mtime(fp: dict) -> dt.datetime | None:
 
 def _change_time(fp: dict, actor: str) -> dt.datetime | None:
     if actor != HUMAN:
-        return _time(fp.get("u")) or _mtime(fp)
-    return _mtime(fp) or _time(fp.get("u"))
+        return time_or_none(fp.get("u")) or _mtime(fp)
+    return _mtime(fp) or time_or_none(fp.get("u"))
 
 
 def _message_reflections(me: str, rel: str, fp: dict, new_ids: Iterable[str], messages: dict,
@@ -407,7 +336,7 @@ def _message_reflections(me: str, rel: str, fp: dict, new_ids: Iterable[str], me
         groups.setdefault(who, []).append(mid)
     out = []
     for who, ids in groups.items():
-        times = [t for t in (_time(messages[i][1]) for i in ids) if t]
+        times = [t for t in (time_or_none(messages[i][1]) for i in ids) if t]
         n = len(ids)
         what = "a message" if n == 1 else f"{n} messages"
         out.append(Reflection(
@@ -532,7 +461,7 @@ def _diff(me: str, rel: str, old: dict | None, new: dict | None, messages: dict 
 def _added(me: str, rel: str, new: dict, messages: dict, creator: str) -> list[Reflection]:
     kind = new.get("k", "note")
     title = new.get("t", "")
-    when = _time(new.get("cr")) or _change_time(new, creator)
+    when = time_or_none(new.get("cr")) or _change_time(new, creator)
     if kind == "session":
         ids = new.get("ids", [])
         own = [i for i in ids if messages.get(i, (None,))[0] == creator]
@@ -585,29 +514,18 @@ class _Scan:
     unreadable: list[str]
 
 
-def _walk(root: str, on_error) -> Iterator[str]:
-    """Every note's vault-relative POSIX path (ignore.iter_note_paths, minus pathlib's cost)."""
-    prefix = len(root) + 1
-    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error):
-        dirnames[:] = [d for d in dirnames if d not in IGNORED_DIRS]
-        rel_dir = dirpath[prefix:].replace(os.sep, "/")
-        for name in filenames:
-            if not name.endswith(NOTE_SUFFIX) or is_ignored_name(name):
-                continue
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            # Every conflict-copy pattern says "conflict": skip the full parse otherwise.
-            if "onflict" in name and is_conflict_copy(rel):
-                continue
-            yield rel
-
-
 def _scan(vault: "Vault", known: dict[str, dict]) -> _Scan:
     root = os.fspath(vault.root)
-    errors: list[OSError] = []
+    unreadable: list[str] = []
     current: dict[str, dict] = {}
     changes: list[tuple[str, dict | None, dict | None, dict]] = []
     refreshed: list[str] = []
-    for relpath in _walk(root, errors.append):
+    try:
+        paths = [rel for rel, _ in ignore.walk(root, on_error=lambda rel, exc: unreadable.append(rel))
+                 if not is_conflict_copy(rel)]
+    except OSError as exc:
+        raise MirrorfsError(f"cannot read the vault folder {root}: {exc.strerror or exc}") from None
+    for relpath in paths:
         full = os.path.join(root, relpath)
         try:
             st = os.stat(full)
@@ -636,13 +554,6 @@ def _scan(vault: "Vault", known: dict[str, dict]) -> _Scan:
             fp, messages = fingerprint(relpath, data, st.st_mtime_ns, st.st_size)
         current[relpath] = fp
         changes.append((relpath, old, fp, messages))
-    unreadable = []
-    for exc in errors:
-        where = os.fspath(exc.filename) if exc.filename else root
-        rel_dir = os.path.relpath(where, root)
-        if rel_dir == ".":
-            raise MirrorfsError(f"cannot read the vault folder {root}: {exc.strerror or exc}")
-        unreadable.append(Path(rel_dir).as_posix())
     for relpath, old in known.items():
         if relpath in current:
             continue
@@ -713,52 +624,22 @@ def _save_cursor(vault: "Vault", cursor: dict) -> None:
 def last_looked(vault: "Vault") -> dt.datetime | None:
     """When this instance last marked its reflections read (None: never)."""
     cursor = load_cursor(vault)
-    return _time(cursor.get("looked")) if cursor else None
+    return time_or_none(cursor.get("looked")) if cursor else None
+
+
+def _log(vault: "Vault") -> JsonLog:
+    return JsonLog(_state_dir(vault) / LOG_NAME, max_bytes=LOG_MAX_LINES * 400, keep=LOG_KEEP_LINES,
+                   valid=lambda e: isinstance(e, dict) and isinstance(e.get("r"), dict))
 
 
 def record(vault: "Vault", reflection: Reflection) -> None:
     """Append an event (e.g. a merged conflict copy) to this device's reflection log."""
-    entry = {"t": time.time(), "n": secrets.token_hex(4), "r": reflection.to_dict()}
-    line = (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-    path = _state_dir(vault) / LOG_NAME
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, line)  # one write on O_APPEND: concurrent appenders do not interleave
-    finally:
-        os.close(fd)
-    if path.stat().st_size > LOG_MAX_LINES * 400:
-        _compact_log(vault)
-
-
-def _read_log(vault: "Vault") -> list[dict]:
-    try:
-        raw = (_state_dir(vault) / LOG_NAME).read_bytes()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in raw.splitlines():
-        try:
-            entry = json.loads(line)
-            if isinstance(entry, dict) and isinstance(entry.get("r"), dict):
-                out.append(entry)
-        except ValueError:
-            continue  # a torn line
-    return out
-
-
-def _compact_log(vault: "Vault") -> None:
-    with FileLock(str(_state_dir(vault) / "log.lock"), timeout=60):
-        entries = _read_log(vault)
-        if len(entries) <= LOG_KEEP_LINES:
-            return
-        kept = entries[-LOG_KEEP_LINES:]
-        data = "".join(json.dumps(e, ensure_ascii=False, default=str) + "\n" for e in kept)
-        storage.atomic_write(_state_dir(vault) / LOG_NAME, data.encode("utf-8"))
+    _log(vault).append({"t": time.time(), "n": secrets.token_hex(4), "r": reflection.to_dict()})
 
 
 def _logged(vault: "Vault", after_t: float | None = None, since: dt.datetime | None = None) -> list[Reflection]:
     out = []
-    for entry in _read_log(vault):
+    for entry in _log(vault).read():
         t = float(entry.get("t") or 0)
         if after_t is not None and t <= after_t:
             continue
@@ -987,7 +868,11 @@ def _since(vault: "Vault", cutoff: dt.datetime, plain: bool, collect: dict | Non
     root = os.fspath(vault.root)
     cut = cutoff.timestamp()
     found: list[Reflection] = []
-    for relpath in _walk(root, lambda exc: None):
+    try:
+        paths = [rel for rel, _ in ignore.walk(root, on_error=lambda rel, exc: None) if not is_conflict_copy(rel)]
+    except OSError:
+        paths = []
+    for relpath in paths:
         full = os.path.join(root, relpath)
         try:
             st = os.stat(full)
@@ -1004,7 +889,7 @@ def _since(vault: "Vault", cutoff: dt.datetime, plain: bool, collect: dict | Non
 
 
 def _after(value: Any, cutoff: dt.datetime) -> bool:
-    t = _time(value)
+    t = time_or_none(value)
     return t is not None and t >= cutoff
 
 
@@ -1030,7 +915,7 @@ def _timed(me: str, rel: str, fp: dict, messages: dict, cutoff: dt.datetime, pla
             return _added(me, rel, {**fp, "ids": recent}, messages, creator)
         out = _message_reflections(me, rel, fp, recent, messages)
         if not out and updated and by != me:
-            out.append(Reflection(by, "changed", kind, rel, title, _time(fp.get("u")),
+            out.append(Reflection(by, "changed", kind, rel, title, time_or_none(fp.get("u")),
                                   f"changed session {_quote(title)}", {}, _after=fp))
         return out
     if kind == "instance":
@@ -1040,24 +925,24 @@ def _timed(me: str, rel: str, fp: dict, messages: dict, cutoff: dt.datetime, pla
         fresh = [raw for raw in fp.get("in", []) if (split_intention(raw)[1] or dt.date.min) >= cutoff.date()]
         out = []
         if created:
-            out.append(Reflection(owner, "added", kind, rel, title, _time(fp.get("cr")), "joined the vault", {},
+            out.append(Reflection(owner, "added", kind, rel, title, time_or_none(fp.get("cr")), "joined the vault", {},
                                   _after=fp))
-        return out + _intention_reflections(rel, fp, owner, fresh, [], _time(fp.get("u")))
+        return out + _intention_reflections(rel, fp, owner, fresh, [], time_or_none(fp.get("u")))
     if kind == "bridge":
         if created and creator != me:
             to = fp.get("to") or ["all"]
-            return [Reflection(creator, "added", kind, rel, title, _time(fp.get("cr")),
+            return [Reflection(creator, "added", kind, rel, title, time_or_none(fp.get("cr")),
                                f"added {_named(kind, title)} for {', '.join(to)}", {"to": to}, _after=fp)]
         if updated and by != me:
             action = "answered" if fp.get("st") == "answered" else "changed"
-            return [Reflection(by, action, kind, rel, title, _time(fp.get("u")),
+            return [Reflection(by, action, kind, rel, title, time_or_none(fp.get("u")),
                                f"{action} {_named(kind, title)}", {}, _after=fp)]
         return []
     if created and creator != me:
-        return [Reflection(creator, "added", kind, rel, title, _time(fp.get("cr")), f"added {_named(kind, title)}",
+        return [Reflection(creator, "added", kind, rel, title, time_or_none(fp.get("cr")), f"added {_named(kind, title)}",
                            {}, _after=fp)]
     if updated and by != me:
-        return [Reflection(by, "changed", kind, rel, title, _time(fp.get("u")), f"changed {_named(kind, title)}",
+        return [Reflection(by, "changed", kind, rel, title, time_or_none(fp.get("u")), f"changed {_named(kind, title)}",
                            {}, _after=fp)]
     return []
 
@@ -1085,7 +970,7 @@ def _mark(vault: "Vault", reflections: list[Reflection], now: dt.datetime, first
                 moved_from.add(str(r.details["from"]))
         if cursor is None:
             # A first look takes everything the log held as its baseline too.
-            log_until = max([log_until] + [float(e.get("t") or 0) for e in _read_log(vault)])
+            log_until = max([log_until] + [float(e.get("t") or 0) for e in _log(vault).read()])
         files = dict(scan.current)
         if cursor is not None:
             for rel, old, new, messages in scan.changes:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable
 from mirrorfs import messages as messages_mod
 from mirrorfs import note as note_mod
 from mirrorfs import recent as recent_log
+from mirrorfs.clock import aware_utc, from_unix
 from mirrorfs.crypto import strip_sections
 from mirrorfs.errors import InvalidValueError, NotFoundError, UnreadableNoteError
 from mirrorfs.index import Index, ReconcileReport
@@ -101,17 +102,6 @@ class NoteInfo:
         return {k: v for k, v in d.items() if v not in (None, [])}
 
 
-def _utc(t: dt.datetime | None) -> dt.datetime | None:
-    """Index times are naive UTC; hand out aware ones."""
-    if t is None:
-        return None
-    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t
-
-
-def _from_ts(ts: float | None) -> dt.datetime | None:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc) if ts is not None else None
-
-
 def _index(vault, progress=None, reconcile: bool = True) -> tuple[Index, ReconcileReport]:
     idx = Index.for_vault(vault)
     report = idx.ensure(progress=progress) if reconcile else ReconcileReport()
@@ -121,20 +111,6 @@ def _index(vault, progress=None, reconcile: bool = True) -> tuple[Index, Reconci
 # --------------------------------------------------------------------------
 # Snippets: read the (just reconciled) files rather than storing bodies in the
 # index, which keeps the index small and the snippet exactly what is on disk.
-
-
-_FENCE_OPEN = re.compile(r"\ufeff?---[ \t]*\r?\n")
-_FENCE_CLOSE = re.compile(r"^---[ \t]*(?:\r?\n|\Z)", re.M)
-
-
-def _body_of(text: str) -> str:
-    """The body after the front matter, by the fences alone (as mirrorfs.note
-    splits it) so that a snippet never pays for a YAML parse."""
-    m = _FENCE_OPEN.match(text)
-    if not m:
-        return text.lstrip("\ufeff")
-    close = _FENCE_CLOSE.search(text, m.end())
-    return text[close.end():] if close else text.lstrip("\ufeff")
 
 
 class _Texts:
@@ -158,7 +134,7 @@ class _Texts:
         return self._texts[relpath]
 
     def body(self, relpath: str, fields: dict) -> str:
-        body = _body_of(self.text(relpath))
+        body = note_mod.body_of(self.text(relpath))
         if fields.get("type") == "session":
             cut = body.find(messages_mod.COMMENT_PREFIX)
             if cut >= 0:  # the preamble ends at the first message's heading
@@ -175,7 +151,7 @@ class _Texts:
         key = messages_mod.COMMENT_PREFIX + '{"id": ' + json.dumps(msg_id)
         at = text.find(key)
         if at < 0:  # written by another tool with other JSON spacing: parse it all
-            for m in messages_mod.parse(_body_of(text))[1]:
+            for m in messages_mod.parse(note_mod.body_of(text))[1]:
                 if m.id == msg_id:
                     return strip_sections(m.content)
             return ""
@@ -222,8 +198,8 @@ def _hit(raw, idx: Index, texts: _Texts, snippets: bool = True,
         tags=tags,
         kind=f.get("kind"),
         instance=f.get("instance"),
-        created=_utc(f.get("created_at")),
-        updated=_utc(f.get("updated_at")),
+        created=aware_utc(f.get("created_at")),
+        updated=aware_utc(f.get("updated_at")),
         flags=(f.get("flags") or "").split(),
     )
     if doc == "message":
@@ -382,8 +358,8 @@ def _info(relpath: str, rec: tuple) -> NoteInfo:
         category=info.get("category"),
         kind=info.get("kind"),
         instance=info.get("instance"),
-        created=_from_ts(info.get("created")),
-        updated=_from_ts(info.get("updated")),
+        created=from_unix(info.get("created")),
+        updated=from_unix(info.get("updated")),
         messages=info.get("messages", 0),
     )
 

@@ -13,11 +13,13 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+from mirrorfs import export, storage
 from mirrorfs import messages as msgs
-from mirrorfs.messages import isoformat as _iso
 from mirrorfs import note as notes
-from mirrorfs import storage
+from mirrorfs.clock import isoformat as _iso
+from mirrorfs.clock import timestamp
 from mirrorfs.errors import InvalidValueError, NotFoundError, UnreadableNoteError
+from mirrorfs.export import EXPORT_FORMATS as EXPORT_FORMATS
 from mirrorfs.memory import normalise_tags
 from mirrorfs.messages import Message
 from mirrorfs.slug import slugify
@@ -29,7 +31,6 @@ SESSIONS_DIR = "sessions"
 EPHEMERAL_DIR = "ephemeral"
 PERSISTENCE = ("persistent", "ephemeral")
 STATUSES = ("open", "closed")
-EXPORT_FORMATS = ("json", "markdown", "txt", "mirrordna")
 
 # Re-exported for readers of sessions (the index, conflict merges).
 parse_messages = msgs.parse
@@ -244,8 +245,6 @@ class Session:
 
     def export(self, format: str = "markdown") -> str:
         """The session as json, markdown, txt or mirrordna (see docs/format.md)."""
-        from mirrorfs import export
-
         return export.export_session(self, format)
 
     def __repr__(self) -> str:
@@ -282,8 +281,6 @@ class Sessions:
         **extra: Any,
     ) -> Session:
         """Start a session; *previous* links it after an existing one."""
-        from mirrorfs.vault import timestamp
-
         if persistence not in PERSISTENCE:
             raise InvalidValueError(f"unknown persistence {persistence!r}: use persistent or ephemeral")
         if not title or not title.strip():
@@ -394,7 +391,7 @@ class Sessions:
             if instance and not ephemeral and path.parent.name != instance:
                 continue
             try:
-                meta = read_front_matter(path)
+                meta = notes.read_front_matter(path)
             except (UnreadableNoteError, OSError):
                 continue
             if instance and meta.get("instance", path.parent.name) != instance:
@@ -418,20 +415,3 @@ class Sessions:
         sessions = [s for _, s in found]
         end = None if limit is None else offset + limit
         return sessions[offset:end]
-
-
-def read_front_matter(path: Path, chunk: int = 65536) -> dict:
-    """Only the front matter of a possibly long session file."""
-    with open(path, "rb") as f:
-        head = f.read(chunk)
-        if not head.lstrip(b"\xef\xbb\xbf").startswith(b"---"):
-            return {}
-        while b"\n---" not in head[3:]:
-            more = f.read(chunk)
-            if not more:
-                break
-            head += more
-    text_end = head.find(b"\n---", 3)
-    end = head.find(b"\n", text_end + 4)
-    sample = head if end < 0 else head[: end + 1]
-    return notes.parse(sample, path).meta

@@ -151,16 +151,21 @@ def _swap(path: Path, data: bytes, expected_sha: str | None) -> bool:
     return True
 
 
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write *data* to *path* atomically: temp file in the same folder, fsync, replace."""
+def atomic_write(path: str | os.PathLike, data: bytes, sync: bool = True) -> None:
+    """Write *data* to *path* atomically: temp file in the same folder, fsync, replace.
+
+    Without *sync* a crash may leave the old file (never a torn one): right
+    for derived state such as caches and logs, which is rebuilt when lost.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         try:
             # Keep the permissions the user gave the file ...
             mode = os.stat(path).st_mode & 0o7777
@@ -173,7 +178,8 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if sync:
+        fsync_dir(path.parent)
 
 
 def _read_umask() -> int:

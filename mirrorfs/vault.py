@@ -15,6 +15,7 @@ import yaml
 
 from mirrorfs import note as notes
 from mirrorfs import state, storage
+from mirrorfs.clock import timestamp
 from mirrorfs.errors import (
     ConflictError,
     InvalidValueError,
@@ -25,23 +26,12 @@ from mirrorfs.errors import (
     UnparseableNoteError,
     VaultNotFoundError,
 )
-from mirrorfs.messages import now
+from mirrorfs.layout import CONFIG_FILE, FOLDERS, OWNED_TYPES, TRASH_DIR
 
-CONFIG_DIR = ".mirrorfs"
-CONFIG_FILE = f"{CONFIG_DIR}/config.yaml"
-TRASH_DIR = f"{CONFIG_DIR}/trash"
 FORMAT_VERSION = 1
-LAYOUT = ("memory", "sessions", "instances", "bridge", "patterns")
 ENV_VAULT = "MIRRORFS_VAULT"
 ENV_INSTANCE = "MIRRORFS_INSTANCE"
-# Types whose notes mirrorfs owns: writes to them record `updated`/`updated_by`.
-OWNED_TYPES = ("soul", "memory", "session", "instance", "bridge", "pattern")
 _INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-
-def timestamp(t: dt.datetime | None = None) -> dt.datetime:
-    """A front-matter time: aware, local zone, whole seconds."""
-    return (t or now()).replace(microsecond=0)
 
 
 def check_instance_name(name: str) -> str:
@@ -124,7 +114,7 @@ class Vault:
                 yaml.safe_dump(config, sort_keys=False, allow_unicode=True).encode("utf-8"),
             )
         vault = cls.open(root, instance=instance, remember_instance=True)
-        for folder in LAYOUT:
+        for folder in FOLDERS:
             (root / folder).mkdir(exist_ok=True)
         display = str(vault.config.get("name") or name or "Mirror")
         for filename, text in (
