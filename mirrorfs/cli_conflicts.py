@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from mirrorfs import conflicts as api
-from mirrorfs.cli import cli, json_option, output, pass_vault
+from mirrorfs.cli_base import json_option, output, pass_vault
 
 
-@cli.group("conflicts")
+@click.group("conflicts")
 def conflicts() -> None:
     """Conflict copies made by Syncthing, Dropbox, Nextcloud or Obsidian Sync.
 

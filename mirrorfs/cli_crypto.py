@@ -17,31 +17,26 @@ import click
 
 from mirrorfs import crypto, ignore, storage
 from mirrorfs import note as notes
-from mirrorfs.cli import cli, json_option, output, pass_vault
-from mirrorfs.errors import CryptoError, InvalidValueError, MirrorfsError, WrongPassphraseError
-from mirrorfs.passphrase import find_passphrase, passphrase_file_option, prompt_passphrase, read_passphrase_file
+from mirrorfs.cli_base import (
+    json_option,
+    output,
+    pass_vault,
+    passphrase_file_option,
+    unlock_vault,
+)
+from mirrorfs.errors import (
+    CryptoError,
+    InvalidValueError,
+    MirrorfsError,
+    WrongPassphraseError,
+)
+from mirrorfs.passphrase import prompt_passphrase, read_passphrase_file
 from mirrorfs.vault import CONFIG_FILE
 
-_SOURCES = {"file": "--passphrase-file", "env": "MIRRORFS_PASSPHRASE", "keyring": "the OS keyring",
-            "prompt": "the prompt"}
 # Pending rekey state in config.yaml: the new salt and check, written before any
 # note changes, so an interrupted rekey resumes with the same key.
 REKEY_SALT_KEY = "encryption_rekey_salt"
 REKEY_CHECK_KEY = "encryption_rekey_check"
-
-
-def unlock_vault(vault, passphrase_file=None) -> None:
-    """Unlock *vault* from the usual sources; a wrong passphrase names where it came from."""
-    if vault.unlocked:
-        return
-    first = crypto.CONFIG_CHECK_KEY not in vault.config
-    passphrase, source = find_passphrase(passphrase_file=passphrase_file, vault_id=vault.id, confirm=first)
-    try:
-        vault.unlock(passphrase)
-    except WrongPassphraseError:
-        raise WrongPassphraseError(
-            f"wrong passphrase for this vault (from {_SOURCES.get(source, source)}); nothing was changed"
-        ) from None
 
 
 def _note_paths(vault, paths) -> list[Path]:
@@ -71,7 +66,7 @@ def _seal_note(vault, full: Path) -> bool:
     return after.render() != before
 
 
-@cli.command()
+@click.command()
 @click.argument("paths", nargs=-1)
 @passphrase_file_option
 @pass_vault
@@ -96,7 +91,7 @@ def seal(vault, paths, passphrase_file) -> None:
         click.get_current_context().exit(1)
 
 
-@cli.command()
+@click.command()
 @click.argument("path")
 @passphrase_file_option
 @pass_vault
@@ -125,7 +120,7 @@ def _private_dir() -> str:
     return tempfile.mkdtemp(prefix="mirrorfs-edit-", dir=base)  # mkdtemp makes it 0700
 
 
-@cli.command()
+@click.command()
 @click.argument("path")
 @passphrase_file_option
 @pass_vault
@@ -194,7 +189,7 @@ def _set_config_keys(vault, values: dict[str, str | None]) -> None:
     vault.store.update(vault.root / CONFIG_FILE, change)
 
 
-@cli.command()
+@click.command()
 @click.option("--new-passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Read the new passphrase from this file (else a hidden prompt, asked twice).")
 @passphrase_file_option
@@ -300,7 +295,7 @@ def diagnose(vault) -> list[dict]:
     return problems
 
 
-@cli.command()
+@click.command()
 @json_option
 @pass_vault
 def doctor(vault, as_json: bool) -> None:

@@ -6,12 +6,12 @@ import click
 
 from mirrorfs import bridge as bridge_mod
 from mirrorfs import reflections as refl
-from mirrorfs.cli import cli, json_option, output, pass_vault, read_text_arg
+from mirrorfs.cli_base import json_option, output, pass_vault, read_text_arg
 from mirrorfs.clock import now as local_now
 from mirrorfs.vault import Vault
 
 
-@cli.command("instances")
+@click.command("instances")
 @json_option
 @pass_vault
 def instances_cmd(vault: Vault, as_json: bool) -> None:
@@ -41,7 +41,7 @@ def instances_cmd(vault: Vault, as_json: bool) -> None:
     output(cards, as_json, text)
 
 
-@cli.command("reflections")
+@click.command("reflections")
 @click.option("--since", metavar="DATE", help="Everything others wrote since DATE (YYYY-MM-DD or ISO time), "
               "instead of since you last looked.")
 @click.option("--mark-read", is_flag=True, help="Move your cursor past what is shown.")
@@ -89,7 +89,7 @@ def _intentions_text(card: dict) -> str:
     return "\n".join(lines)
 
 
-@cli.command("intend")
+@click.command("intend")
 @click.argument("text", required=False)
 @click.option("--clear", is_flag=True, help="Remove all your intentions (before adding TEXT, if given).")
 @click.option("--done", "done_n", type=int, metavar="N", help="Remove intention N (as listed) once it is done.")
@@ -120,7 +120,7 @@ def intend_cmd(vault: Vault, text: str | None, clear: bool, done_n: int | None, 
     output(card.to_dict(), as_json, _intentions_text)
 
 
-@cli.group("bridge", invoke_without_command=True)
+@click.group("bridge", invoke_without_command=True)
 @json_option
 @pass_vault
 def bridge_cmd(vault: Vault, as_json: bool) -> None:

@@ -7,8 +7,14 @@ import sys
 
 import click
 
-from mirrorfs.cli import cli, json_option, output, pass_vault, read_text_arg
-from mirrorfs.passphrase import passphrase_file_option
+from mirrorfs.cli_base import (
+    json_option,
+    output,
+    pass_vault,
+    passphrase_file_option,
+    read_text_arg,
+    unlock_vault,
+)
 
 
 class _LazySearch:
@@ -103,7 +109,7 @@ def _infos_text(infos) -> str:
     return "\n".join(out)
 
 
-@cli.command("search")
+@click.command("search")
 @click.argument("query")
 @click.option("--type", "types", multiple=True, metavar="TYPE",
               help="Only notes of this type: memory, session, soul, instance, bridge, pattern, note, message (repeatable).")
@@ -141,7 +147,6 @@ def search_cmd(vault, query, types, tags, instances, no_sessions, any_word, limi
                 tags=list(tags) or None, instances=list(instances) or None, any_word=any_word)
     if unlock or passphrase_file is not None:
         # Decrypted text stays in this process: never through the watcher's socket.
-        from mirrorfs.cli_crypto import unlock_vault
         from mirrorfs.secret_search import search_unlocked
 
         unlock_vault(vault, passphrase_file)
@@ -154,7 +159,7 @@ def search_cmd(vault, query, types, tags, instances, no_sessions, any_word, limi
     output([h.to_dict() for h in results] if as_json else results, as_json, _hits_text)
 
 
-@cli.command("recall")
+@click.command("recall")
 @click.argument("query")
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--half-life", default=30.0, show_default=True, type=click.FloatRange(min=0.01),
@@ -180,7 +185,7 @@ def recall_cmd(vault, query, limit, half_life, as_json):
     output([h.to_dict() for h in results] if as_json else results, as_json, _hits_text)
 
 
-@cli.command("similar")
+@click.command("similar")
 @click.argument("path_or_text")
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--threshold", default=0.15, show_default=True, type=click.FloatRange(0, 1),
@@ -205,7 +210,7 @@ def similar_cmd(vault, path_or_text, limit, threshold, sessions, as_json):
     output([h.to_dict() for h in results] if as_json else results, as_json, _hits_text)
 
 
-@cli.command("recent")
+@click.command("recent")
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--type", "types", multiple=True, metavar="TYPE", help="Only notes of this type (repeatable).")
 @json_option
@@ -249,7 +254,7 @@ def _stats_text(s: dict) -> str:
     return "\n".join(lines)
 
 
-@cli.command("stats")
+@click.command("stats")
 @json_option
 @pass_vault
 def stats_cmd(vault, as_json):
@@ -263,7 +268,7 @@ def stats_cmd(vault, as_json):
     output(search_api.statistics(vault), as_json, _stats_text)
 
 
-@cli.group("index")
+@click.group("index")
 def index_group():
     """The per-device search index (rebuilt by itself when needed)."""
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import click
 
-from mirrorfs.cli import cli, json_option, output, pass_vault
-from mirrorfs.passphrase import passphrase_file_option
+from mirrorfs.cli_base import (
+    json_option,
+    output,
+    pass_vault,
+    passphrase_file_option,
+    unlock_vault,
+)
 
 
-@cli.command()
+@click.command()
 @click.option("--polling", is_flag=True, help="Poll instead of inotify (network drives, some sync folders).")
 @click.option("--exec", "exec_cmd", metavar="CMD",
               help="Run CMD for every reflection, with MIRRORFS_* variables describing it.")
@@ -33,8 +38,6 @@ def watch(vault, polling: bool, exec_cmd: str | None, unlock: bool, passphrase_f
     from mirrorfs.daemon import WatchDaemon
 
     if unlock or passphrase_file is not None:
-        from mirrorfs.cli_crypto import unlock_vault
-
         unlock_vault(vault, passphrase_file)
     WatchDaemon(
         vault,
@@ -62,7 +65,7 @@ def _status_text(d: dict) -> str:
     return "\n".join(lines)
 
 
-@cli.command()
+@click.command()
 @json_option
 @pass_vault
 def status(vault, as_json: bool) -> None:

@@ -12,15 +12,20 @@ mirrorfs[keyring]``, and a vault id is given) > a hidden interactive prompt
 
 from __future__ import annotations
 
+import getpass
 import os
 import stat
 import sys
 import warnings
 from pathlib import Path
 
-import click
-
-from .errors import CryptoError, InvalidValueError, LockedError
+from mirrorfs.crypto import CONFIG_CHECK_KEY
+from mirrorfs.errors import (
+    CryptoError,
+    InvalidValueError,
+    LockedError,
+    WrongPassphraseError,
+)
 
 __all__ = [
     "ENV_VAR",
@@ -33,7 +38,7 @@ __all__ = [
     "from_keyring",
     "store_in_keyring",
     "forget_in_keyring",
-    "passphrase_file_option",
+    "unlock_vault",
 ]
 
 ENV_VAR = "MIRRORFS_PASSPHRASE"
@@ -121,11 +126,24 @@ def forget_in_keyring(vault_id: str) -> bool:
 
 
 def prompt_passphrase(*, confirm: bool = False, text: str = "Vault passphrase") -> str:
-    """Ask on the terminal without echo (prompt on stderr, so stdout stays clean for `reveal`).
+    """Ask on the terminal without echo (getpass writes to the terminal, so stdout stays clean).
 
-    ``confirm=True`` asks twice (for a new passphrase). Raises click.Abort on Ctrl-C or end of input.
+    ``confirm=True`` asks twice (for a new passphrase) until both agree. Raises
+    LockedError at end of input; Ctrl-C raises KeyboardInterrupt as usual.
     """
-    return click.prompt(text, hide_input=True, confirmation_prompt=confirm, err=True)
+    while True:
+        try:
+            first = getpass.getpass(f"{text}: ", stream=sys.stderr)
+            if not first:
+                continue
+            if not confirm:
+                return first
+            second = getpass.getpass("Repeat for confirmation: ", stream=sys.stderr)
+        except EOFError:
+            raise LockedError("no passphrase given (end of input)") from None
+        if first == second:
+            return first
+        print("Error: the two entered values do not match.", file=sys.stderr)
 
 
 def find_passphrase(
@@ -169,12 +187,22 @@ def get_passphrase(**kwargs) -> str:
     return find_passphrase(**kwargs)[0]
 
 
-def passphrase_file_option(function):
-    """click decorator adding ``--passphrase-file PATH`` (there is deliberately no ``--passphrase``)."""
-    return click.option(
-        "--passphrase-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Read the vault passphrase from this file (else MIRRORFS_PASSPHRASE, "
-        "the OS keyring, or a hidden prompt).",
-    )(function)
+# Where a passphrase came from, as a person would name it in an error.
+_SOURCES = {"file": "--passphrase-file", "env": ENV_VAR, "keyring": "the OS keyring", "prompt": "the prompt"}
+
+
+def unlock_vault(vault, passphrase_file: str | os.PathLike | None = None) -> None:
+    """Unlock *vault* from the usual sources; a wrong passphrase names where it came from.
+
+    The first unlock of a vault sets its key, so the prompt then asks twice.
+    """
+    if vault.unlocked:
+        return
+    first = CONFIG_CHECK_KEY not in vault.config
+    passphrase, source = find_passphrase(passphrase_file=passphrase_file, vault_id=vault.id, confirm=first)
+    try:
+        vault.unlock(passphrase)
+    except WrongPassphraseError:
+        raise WrongPassphraseError(
+            f"wrong passphrase for this vault (from {_SOURCES.get(source, source)}); nothing was changed"
+        ) from None
