@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from mirrorfs import crypto, storage
 from mirrorfs import note as notes
 from mirrorfs.clock import isoformat as _iso
 from mirrorfs.clock import timestamp
@@ -127,8 +128,6 @@ class Memory:
         if not text or not text.strip():
             raise InvalidValueError("a memory needs some text")
         check_tier(tier)
-        from mirrorfs import crypto
-
         # A title made from a secret would put it in the clear (and in the file name).
         if not title:
             clear = "" if secret else crypto.strip_sections(text).strip()
@@ -158,9 +157,7 @@ class Memory:
         # The caller has the plaintext already: what comes back shows secrets as placeholders,
         # so echoing the result (e.g. `remember --json`) cannot print them.
         written = notes.parse(data, rel)
-        from mirrorfs.crypto import lock_placeholder
-
-        shown = lock_placeholder(written.body)
+        shown = crypto.lock_placeholder(written.body)
         return MemoryNote(rel, written, None if shown == written.body else shown)
 
     def _shown(self, m: MemoryNote) -> MemoryNote:
@@ -245,9 +242,7 @@ class Memory:
 
         def change(n: notes.Note) -> notes.Note:
             if expected_sha is not None:
-                from mirrorfs.storage import sha256
-
-                if sha256(n.render()) != expected_sha:
+                if storage.sha256(n.render()) != expected_sha:
                     raise ConflictError(current.path)
             if text is not None:
                 n = n.with_body(n.newline + text.strip("\n").replace("\n", n.newline) + n.newline)

@@ -237,11 +237,12 @@ class Session:
         target = link_target(self.meta.get("next"))
         return self.vault.sessions.load(target) if target else None
 
-    def search(self, text: str, case_sensitive: bool = False) -> list:
-        """Messages of this session containing *text*."""
-        from mirrorfs import search
-
-        return search.session_search(self, text, case_sensitive=case_sensitive)
+    def search(self, text: str, case_sensitive: bool = False) -> list[Message]:
+        """Messages of this session whose content contains *text* (a plain substring)."""
+        if not text:
+            raise InvalidValueError("search text must not be empty")
+        needle = text if case_sensitive else text.casefold()
+        return [m for m in self.get_messages() if needle in (m.content if case_sensitive else m.content.casefold())]
 
     def export(self, format: str = "markdown") -> str:
         """The session as json, markdown, txt or mirrordna (see docs/format.md)."""
@@ -317,18 +318,6 @@ class Sessions:
         if not ephemeral:
             self.vault.touched(session.relpath, "write")
         return session
-
-    def by_tag(self, tag: str) -> list:
-        """Sessions carrying *tag* (from the index)."""
-        from mirrorfs import search
-
-        return search.by_tag(self.vault, tag)
-
-    def by_category(self, category: str) -> list:
-        """Sessions in *category* (from the index)."""
-        from mirrorfs import search
-
-        return search.by_category(self.vault, category)
 
     def paths(self) -> Iterator[Path]:
         if self.folder.is_dir():

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from mirrorfs import note as notes
-from mirrorfs import state, storage
+from mirrorfs import recent, state, storage
 from mirrorfs.clock import timestamp
 from mirrorfs.errors import (
     ConflictError,
@@ -26,7 +26,11 @@ from mirrorfs.errors import (
     UnparseableNoteError,
     VaultNotFoundError,
 )
+from mirrorfs.instances import Instances
 from mirrorfs.layout import CONFIG_FILE, FOLDERS, OWNED_TYPES, TRASH_DIR
+from mirrorfs.memory import Memory
+from mirrorfs.session import Sessions
+from mirrorfs.slug import slugify
 
 FORMAT_VERSION = 1
 ENV_VAULT = "MIRRORFS_VAULT"
@@ -78,9 +82,6 @@ class Vault:
         self._keyring = None
         self._salt: bytes | None = None
         self._own_keyring = False
-        from mirrorfs.memory import Memory
-        from mirrorfs.session import Sessions
-
         self.memory = Memory(self)
         self.sessions = Sessions(self)
 
@@ -221,8 +222,6 @@ class Vault:
     def create_note(self, folder: str, title: str, data: bytes) -> str:
         """Write a new note as `<folder>/<slug of title>.md` (or `-2`, `-3`... when
         taken) without ever overwriting a file; returns its vault-relative path."""
-        from mirrorfs.slug import slugify
-
         target = self.resolve(folder)
         target.mkdir(parents=True, exist_ok=True)
         base = slugify(title)
@@ -307,17 +306,13 @@ class Vault:
         return self.read("SOUL.md")[0]
 
     @property
-    def instances(self):
-        from mirrorfs.instances import Instances
-
+    def instances(self) -> Instances:
         return Instances(self)
 
     # -- hooks filled in by the index and crypto layers -------------------
 
     def touched(self, relpath: str, action: str = "read") -> None:
         """Record that this device read or wrote a note (the working-memory log)."""
-        from mirrorfs import recent
-
         recent.record_access(self, relpath, action)
 
     # -- search (mirrorfs.search does the work; see docs/search.md) -------
@@ -339,6 +334,18 @@ class Vault:
         from mirrorfs import search
 
         return search.find_similar(self, text_or_path, limit=limit, threshold=threshold, **kwargs)
+
+    def sessions_by_tag(self, tag: str):
+        """Sessions tagged *tag* or a nested tag under it (from the index), newest first."""
+        from mirrorfs import search
+
+        return search.by_tag(self, tag)
+
+    def sessions_by_category(self, category: str):
+        """Sessions of *category* (from the index), newest first."""
+        from mirrorfs import search
+
+        return search.by_category(self, category)
 
     def recent(self, limit: int = 10, types=None):
         """The working memory: notes this device read or wrote lately."""
