@@ -13,6 +13,14 @@ class VaultNotFoundError(MirrorfsError):
     """No vault at the given path, or none found walking up from here."""
 
 
+class VaultMissingError(VaultNotFoundError):
+    """The vault folder vanished (moved, deleted, unmounted) while in use; nothing is written."""
+
+
+class StorageError(MirrorfsError):
+    """The operating system refused a read or write (disk full, permissions, read-only...)."""
+
+
 class PathOutsideVaultError(MirrorfsError):
     """A path resolves to somewhere outside the vault root."""
 

@@ -17,6 +17,7 @@ from mirrorfs.errors import (
     NotFoundError,
     UnreadableNoteError,
 )
+from mirrorfs.messages import check_content
 from mirrorfs.slug import title_from_text
 
 if TYPE_CHECKING:
@@ -125,8 +126,7 @@ class Memory:
         without a title it is "Secret memory"); otherwise ```secret blocks in
         *text* are sealed. Both need the vault unlocked (LockedError, nothing written).
         """
-        if not text or not text.strip():
-            raise InvalidValueError("a memory needs some text")
+        check_content(text, "a memory")
         check_tier(tier)
         # A title made from a secret would put it in the clear (and in the file name).
         if not title:
@@ -249,7 +249,7 @@ class Memory:
             return self.vault.stamp(n, **properties)
 
         if text is not None:
-            text = self.vault.seal_text(text)
+            text = self.vault.seal_text(check_content(text, "a memory"))
         updated = self.vault.edit(full, change)
         self.vault.touched(current.path, "write")
         return self._shown(MemoryNote(current.path, updated))

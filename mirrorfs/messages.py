@@ -56,6 +56,19 @@ def check_role(role: str) -> str:
     return role
 
 
+def check_content(content: Any, what: str = "a message") -> str:
+    """The text of a message or memory as mirrorfs can keep it: non-empty text without NUL bytes."""
+    if not isinstance(content, str):
+        raise InvalidValueError(f"{what} must be text")
+    if "\x00" in content:
+        raise InvalidValueError(
+            f"{what} contains a NUL byte: notes are Markdown text, so binary data cannot be kept; nothing was written"
+        )
+    if not content.strip():
+        raise InvalidValueError(f"{what} needs some text; nothing was written")
+    return content
+
+
 def make(role: str, content: str, instance: str, time: dt.datetime | None = None, **meta: Any) -> Message:
     """A new message with a fresh id."""
     check_role(role)

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import yaml
 
-from mirrorfs import frontmatter_edit
+from mirrorfs import frontmatter_edit, storage
 from mirrorfs.errors import UnparseableNoteError, UnreadableNoteError, UnsafeEditError
 
 BOM = "\ufeff"
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_BYTES = storage.MAX_NOTE_BYTES
 
 # libyaml's loader reads front matter several times faster, same results.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -257,26 +258,25 @@ def read_note(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> No
 
 
 def read_bytes(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """Read a file's bytes, refusing huge files with a clear error."""
+    """Read a note file's bytes: regular files only, refusing huge ones with a clear error."""
     try:
-        size = os.stat(path).st_size
-        if size > max_bytes:
-            raise UnreadableNoteError(
-                str(path), f"{size} bytes is over the {max_bytes}-byte limit for notes; skipped"
-            )
-        with open(path, "rb") as f:
-            return f.read()
+        return storage.read_regular(path, max_bytes)
     except FileNotFoundError:
         raise
     except IsADirectoryError:
         raise UnreadableNoteError(str(path), "is a folder, not a note") from None
     except PermissionError:
         raise UnreadableNoteError(str(path), "permission denied") from None
+    except OSError as exc:
+        raise UnreadableNoteError(str(path), f"cannot read: {exc.strerror or exc}") from None
 
 
 def read_front_matter(path: str | os.PathLike, chunk: int = 65536) -> dict:
     """Only the front matter of a possibly long file (a session with thousands of messages)."""
-    with open(path, "rb") as f:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnreadableNoteError(str(path), "not a regular file; skipped")
         head = f.read(chunk)
         if not head.lstrip(BOM.encode("utf-8")).startswith(b"---"):
             return {}

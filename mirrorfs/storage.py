@@ -2,33 +2,93 @@
 
 Read a file together with the SHA-256 of its bytes; write it back only if the
 file still has that hash (compare-and-swap), under a per-device lock, through a
-temporary file in the same folder that the watcher and sync tools ignore, with
-fsync of the file and its folder before and after `os.replace`. Writing bytes
-equal to what is on disk writes nothing, so sync tools see no churn.
+temporary file in the same folder that the watcher and sync tools ignore.
+Writing bytes equal to what is on disk writes nothing, so sync tools see no
+churn. docs/format.md ("The write path") states the guarantee and its limits:
+
+* On Linux the new file is swapped in with RENAME_EXCHANGE, and the file it
+  displaced is then checked: if anyone (an editor saving in place or by
+  temp + rename, a sync tool) changed the note since it was read, the swap is
+  undone and the write fails with ConflictError (an append re-reads and
+  re-applies instead). An editor still holding the old file open is waited
+  for (a write lease) before its bytes are judged.
+* Elsewhere the hash is checked again just before `os.replace`: the window in
+  which a save can be lost shrinks to that one system call.
+* A new file is created with RENAME_NOREPLACE (or a hard link): two creators
+  of the same name never overwrite each other, whatever lock folder they use.
+
+What mirrorfs refuses to read it refuses to write (`content_problem`): a NUL
+byte, bytes that are not UTF-8, more than MAX_NOTE_BYTES.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import stat
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from filelock import FileLock
 
-from mirrorfs.errors import ConflictError
+from mirrorfs import atomic
+from mirrorfs.errors import (
+    ConflictError,
+    InvalidValueError,
+    StorageError,
+    UnreadableNoteError,
+    VaultMissingError,
+)
+from mirrorfs.layout import TRASH_DIR
 
 TEMP_PREFIX = ".mirrorfs-"
 TEMP_SUFFIX = ".tmp"
 # How often an append-only update re-reads and re-applies after losing a race.
 APPEND_RETRIES = 20
+# The one size limit for notes, for reading and writing alike.
+MAX_NOTE_BYTES = 10 * 1024 * 1024
+# A temp file of ours older than this was left by a killed writer.
+STALE_TEMP_SECONDS = 5 * 60
+
+# What a person can do about each error a write can meet.
+_ADVICE = {
+    errno.ENOSPC: "no space left on the device; free some space and retry",
+    errno.EDQUOT: "the disk quota is exceeded; free some space and retry",
+    errno.EACCES: "permission denied; check the file's and its folder's permissions",
+    errno.EPERM: "operation not permitted; check the file's and its folder's permissions",
+    errno.EROFS: "the file system is read-only; remount it writable or use another vault",
+    errno.ELOOP: "a symbolic link loop; fix or remove the link",
+    errno.ENAMETOOLONG: "the file name is too long for this file system; choose a shorter title",
+    errno.EIO: "an input/output error from the disk; check the device",
+}
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def content_problem(data: bytes, max_bytes: int = MAX_NOTE_BYTES) -> str | None:
+    """Why *data* is not note text mirrorfs reads (and so never writes), or None."""
+    if len(data) > max_bytes:
+        return f"{len(data)} bytes is over the {max_bytes}-byte limit for notes"
+    if b"\x00" in data:
+        return "binary file (contains NUL bytes)"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 text (bad byte at offset {exc.start})"
+    return None
+
+
+def os_error(exc: OSError, path: str | os.PathLike, doing: str = "write") -> StorageError:
+    """One line a person can act on, naming the file; nothing was changed."""
+    advice = _ADVICE.get(exc.errno or 0, exc.strerror or str(exc))
+    return StorageError(f"cannot {doing} {path}: {advice}; nothing was changed")
 
 
 @dataclass(frozen=True)
@@ -47,22 +107,67 @@ class Snapshot:
         return self.data is not None
 
 
-def read(path: str | os.PathLike) -> Snapshot:
+def read_regular(path: str | os.PathLike, max_bytes: int = MAX_NOTE_BYTES) -> bytes:
+    """A regular file's bytes; UnreadableNoteError for a FIFO, socket, device, folder or huge file.
+
+    Opened non-blocking and checked on the descriptor: a FIFO named `x.md`
+    must never hang a reader, even one swapped in after a stat.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, socket or device)"
+            raise UnreadableNoteError(str(path), f"{what}; skipped")
+        if st.st_size > max_bytes:
+            raise UnreadableNoteError(str(path), f"{st.st_size} bytes is over the {max_bytes}-byte limit for notes; skipped")
+        chunks = []
+        left = max_bytes + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > max_bytes:
+            raise UnreadableNoteError(str(path), f"over the {max_bytes}-byte limit for notes; skipped")
+        return data
+    finally:
+        os.close(fd)
+
+
+def read(path: str | os.PathLike, max_bytes: int = MAX_NOTE_BYTES) -> Snapshot:
     """Read a file for a later compare-and-swap write."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            return Snapshot(path, f.read())
+        return Snapshot(path, read_regular(path, max_bytes))
     except FileNotFoundError:
         return Snapshot(path, None)
+    except IsADirectoryError:
+        raise UnreadableNoteError(str(path), "is a folder, not a note") from None
+    except PermissionError:
+        raise UnreadableNoteError(str(path), "permission denied") from None
+    except OSError as exc:
+        raise os_error(exc, path, "read") from None
 
 
 class Store:
-    """Writes files of one vault; locks live in this device's state folder."""
+    """Writes files of one vault; locks live in this device's state folder.
 
-    def __init__(self, lock_dir: str | os.PathLike):
+    *root* is the vault folder: a write never creates it or anything above it
+    (a vanished or unmounted vault stays vanished). *before_swap*, when given,
+    is called as `before_swap(stage, path)` at "synced" (the new bytes are
+    durable in their temp file) and "checked" (the last look found the note
+    unchanged, the swap comes next): a seam for fault-injection tests.
+    """
+
+    def __init__(self, lock_dir: str | os.PathLike, root: str | os.PathLike | None = None,
+                 before_swap: Callable[[str, Path], None] | None = None):
         self.lock_dir = Path(lock_dir)
         self.lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.root = None if root is None else Path(root)
+        self.before_swap = before_swap
 
     def lock(self, path: str | os.PathLike, timeout: float = 30) -> FileLock:
         """The same-machine lock of one file: every mirrorfs process takes it to write."""
@@ -77,8 +182,9 @@ class Store:
         ConflictError, writing nothing, when the file changed since it was read.
         """
         path = Path(path)
+        _check_content(path, data)
         with self.lock(path):
-            return _swap(path, data, expected_sha)
+            return self._swap(path, data, expected_sha)
 
     def update(
         self,
@@ -100,8 +206,9 @@ class Store:
             for attempt in range(attempts):
                 before = read(path)
                 after = change(before.data)
+                _check_content(path, after)
                 try:
-                    _swap(path, after, before.sha)
+                    self._swap(path, after, before.sha, current=before)
                     return Snapshot(path, after)
                 except ConflictError:
                     if attempt == attempts - 1:
@@ -109,57 +216,202 @@ class Store:
         raise AssertionError("unreachable")
 
     def create(self, path: str | os.PathLike, data: bytes) -> None:
-        """Write a new file; ConflictError if something is already there."""
+        """Write a new file; ConflictError if something is already there (never overwritten)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _check_content(path, data)
         with self.lock(path):
-            if path.exists():
-                raise ConflictError(path, f"{path} already exists; nothing was written")
-            atomic_write(path, data)
+            self._create(path, data)
+
+    def _create(self, path: Path, data: bytes) -> None:
+        self._make_parent(path)
+        tmp = _durable_temp(path, data)
+        try:
+            try:
+                atomic.rename_noreplace(tmp, path)
+            except atomic.Unsupported:
+                # No exclusive rename here: O_EXCL still never overwrites.
+                _exclusive_copy(tmp, path)
+        except FileExistsError:
+            raise ConflictError(path, f"{path} already exists; nothing was written") from None
+        except OSError as exc:
+            raise os_error(exc, path) from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        fsync_dir(path.parent)
 
     def delete(self, path: str | os.PathLike, expected_sha: str) -> None:
         """Remove *path* if it still hashes to *expected_sha*."""
         path = Path(path)
         with self.lock(path):
-            if read(path).sha != expected_sha:
+            aside = path.with_name(f"{TEMP_PREFIX}{os.urandom(6).hex()}{TEMP_SUFFIX}")
+            try:
+                os.rename(path, aside)  # take exactly the file we are about to judge
+            except FileNotFoundError:
+                raise ConflictError(path) from None
+            except OSError as exc:
+                raise os_error(exc, path, "delete") from None
+            atomic.wait_until_unshared(aside)
+            if read(aside).sha != expected_sha:
+                self._put_back(aside, path)
                 raise ConflictError(path)
-            os.unlink(path)
+            os.unlink(aside)
             fsync_dir(path.parent)
 
     def move(self, src: str | os.PathLike, dst: str | os.PathLike, expected_sha: str) -> None:
         """Move a file if it still hashes to *expected_sha*; never onto an existing file."""
         src, dst = Path(src), Path(dst)
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        self._make_parent(dst)
         with self.lock(src), self.lock(dst):
             if read(src).sha != expected_sha:
                 raise ConflictError(src)
-            if dst.exists():
-                raise ConflictError(dst, f"{dst} already exists; nothing was moved")
-            os.rename(src, dst)
+            try:
+                atomic.rename_noreplace(src, dst)
+            except FileExistsError:
+                raise ConflictError(dst, f"{dst} already exists; nothing was moved") from None
+            except atomic.Unsupported:
+                if dst.exists():
+                    raise ConflictError(dst, f"{dst} already exists; nothing was moved") from None
+                os.rename(src, dst)
+            except OSError as exc:
+                raise os_error(exc, dst, "move") from None
             fsync_dir(dst.parent)
             fsync_dir(src.parent)
 
+    # -- the swap ----------------------------------------------------------------
 
-def _swap(path: Path, data: bytes, expected_sha: str | None) -> bool:
-    """Compare-and-swap with the lock held."""
-    current = read(path)
-    if current.data == data:
-        return False
-    if current.sha != expected_sha:
+    def _swap(self, path: Path, data: bytes, expected_sha: str | None, current: Snapshot | None = None) -> bool:
+        """Compare-and-swap with the lock held (*current*: what was just read under it)."""
+        current = current if current is not None else read(path)
+        if current.data == data:
+            return False
+        if current.sha != expected_sha:
+            raise ConflictError(path)
+        if expected_sha is None:
+            self._create(path, data)
+            return True
+        self._make_parent(path)
+        tmp = _durable_temp(path, data, mode_of=path)
+        try:
+            self._hook("synced", path)
+            # A last look just before the swap: nobody holds the note open (an
+            # editor mid-save in place) and it still holds what we read. Done
+            # after the fsync, so the window left is a few system calls long.
+            atomic.wait_until_unshared(path)
+            if read(path).sha != expected_sha:
+                raise ConflictError(path)
+            self._hook("checked", path)
+            try:
+                self._exchange_checked(tmp, path, expected_sha, data)
+            except atomic.Unsupported:
+                os.replace(tmp, path)  # no atomic exchange here: the last look is all we have
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError) and not path.exists():
+                raise ConflictError(path, f"{path} was removed since it was read; nothing was written") from None
+            raise os_error(exc, path) from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        fsync_dir(path.parent)
+        return True
+
+    def _hook(self, stage: str, path: Path) -> None:
+        if self.before_swap is not None:
+            self.before_swap(stage, path)
+
+    def _exchange_checked(self, tmp: Path, path: Path, expected_sha: str, ours: bytes) -> None:
+        """Swap *tmp* in, then judge the file it displaced; undo when that was not what we read."""
+        atomic.exchange(tmp, path)
+        # *tmp* now names the displaced file. Judge it at once (the swap is
+        # undone fast if it lost a race) and again once nobody holds it open:
+        # then no in-place save can still land in it, so its bytes are final.
+        if _sha_of(tmp) == expected_sha:
+            atomic.wait_until_unshared(tmp)
+            if _sha_of(tmp) == expected_sha:
+                return
+        # Someone saved between our last look and our swap: put their file back.
+        atomic.exchange(tmp, path)
+        try:
+            back = read_regular(tmp)
+        except (OSError, UnreadableNoteError):
+            back = None
+        if back != ours:
+            # A newer save replaced ours in the meantime. It is the latest
+            # version: keep it in place, and the older displaced one in the trash.
+            atomic.exchange(tmp, path)
+            self._keep_in_trash(tmp, path)
         raise ConflictError(path)
-    atomic_write(path, data)
-    return True
+
+    def _put_back(self, aside: Path, path: Path) -> None:
+        try:
+            atomic.rename_noreplace(aside, path)
+        except FileExistsError:
+            self._keep_in_trash(aside, path)  # a new file took the name: keep both
+        except atomic.Unsupported:
+            os.rename(aside, path)
+
+    def _keep_in_trash(self, tmp: Path, path: Path) -> None:
+        """Never drop a version someone saved: park it in the vault's trash."""
+        if self.root is None:
+            target = path.with_name(f"{path.stem}.displaced-{int(time.time())}{path.suffix}")
+        else:
+            try:
+                rel = path.relative_to(self.root)
+            except ValueError:
+                rel = Path(path.name)
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-displaced-{os.urandom(3).hex()}"
+            target = self.root / TRASH_DIR / stamp / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(tmp, target)
+
+    def _make_parent(self, path: Path) -> None:
+        """Create the folders a note needs, but never the vault folder itself or above it."""
+        parent = path.parent
+        if parent.is_dir():
+            return
+        if self.root is not None:
+            if not self.root.is_dir():
+                raise VaultMissingError(
+                    f"the vault folder {self.root} is gone (moved, deleted or unmounted); nothing was written")
+            try:
+                parent.relative_to(self.root)
+            except ValueError:
+                raise InvalidValueError(f"{path} is outside the vault {self.root}") from None
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise os_error(exc, parent, "create the folder") from None
 
 
-def atomic_write(path: str | os.PathLike, data: bytes, sync: bool = True) -> None:
-    """Write *data* to *path* atomically: temp file in the same folder, fsync, replace.
+def _sha_of(path: Path) -> str | None:
+    try:
+        return sha256(read_regular(path))
+    except (OSError, UnreadableNoteError):
+        return None
 
-    Without *sync* a crash may leave the old file (never a torn one): right
-    for derived state such as caches and logs, which is rebuilt when lost.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
+
+def _check_content(path: Path, data: bytes) -> None:
+    problem = content_problem(data)
+    if problem is not None:
+        raise InvalidValueError(f"{path}: refusing to write {problem}; nothing was written")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
+def _durable_temp(path: Path, data: bytes, mode_of: Path | None = None, sync: bool = True) -> Path:
+    """The new bytes in a temp file beside *path*, fsynced, with the mode the note should have."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise os_error(exc, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -168,27 +420,64 @@ def atomic_write(path: str | os.PathLike, data: bytes, sync: bool = True) -> Non
                 os.fsync(f.fileno())
         try:
             # Keep the permissions the user gave the file ...
-            mode = os.stat(path).st_mode & 0o7777
+            mode = os.stat(mode_of).st_mode & 0o7777 if mode_of is not None else None
         except FileNotFoundError:
-            # ... and give a new one what a plain open() would (mkstemp uses 0600).
-            mode = 0o666 & ~_UMASK
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
+            mode = None
+        # ... and give a new one what a plain open() would (mkstemp uses 0600).
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_UMASK)
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise os_error(exc, path) from None
         raise
+    return Path(tmp)
+
+
+def _exclusive_copy(src: Path, dst: Path) -> None:
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, os.stat(src).st_mode & 0o777)
+    with os.fdopen(fd, "wb") as f, open(src, "rb") as s:
+        f.write(s.read())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def atomic_write(path: str | os.PathLike, data: bytes, sync: bool = True) -> None:
+    """Write *data* to *path* atomically: temp file in the same folder, fsync, replace.
+
+    For this device's own files (state, caches, logs), not for notes: it does
+    no compare-and-swap. Without *sync* a crash may leave the old file (never
+    a torn one): right for derived state, which is rebuilt when lost.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _durable_temp(path, data, mode_of=path, sync=sync)
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise os_error(exc, path) from None
     if sync:
         fsync_dir(path.parent)
 
 
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
+def stale_temp_files(root: str | os.PathLike, older_than: float = STALE_TEMP_SECONDS,
+                     now: float | None = None) -> list[Path]:
+    """mirrorfs temp files under *root* left by killed writers (older than *older_than* seconds)."""
+    now = time.time() if now is None else now
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in (".git",)]
+        for name in files:
+            if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
+                full = Path(folder) / name
+                try:
+                    if now - full.lstat().st_mtime > older_than:
+                        found.append(full)
+                except FileNotFoundError:
+                    continue
+    return sorted(found)
 
 
 def fsync_dir(path: str | os.PathLike) -> None:

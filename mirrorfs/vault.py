@@ -78,7 +78,7 @@ class Vault:
         self.id = str(config["vault_id"])
         self.instance = check_instance_name(instance)
         self.state_dir = state.vault_state_dir(self.id)
-        self.store = storage.Store(self.state_dir / "locks")
+        self.store = storage.Store(self.state_dir / "locks", root=root)
         self._keyring = None
         self._salt: bytes | None = None
         self._own_keyring = False
@@ -223,7 +223,6 @@ class Vault:
         """Write a new note as `<folder>/<slug of title>.md` (or `-2`, `-3`... when
         taken) without ever overwriting a file; returns its vault-relative path."""
         target = self.resolve(folder)
-        target.mkdir(parents=True, exist_ok=True)
         base = slugify(title)
         for n in range(1, 1000):
             path = target / (f"{base}.md" if n == 1 else f"{base}-{n}.md")
