@@ -267,7 +267,7 @@ class HTTPProvider(Provider):
 
     def _redact(self, text: str) -> str:
         key = self.settings.api_key.reveal() if self.settings.api_key is not None else ""
-        if key:
+        if len(key) >= 8:  # a real key; replacing a one-letter test key would garble the message
             text = text.replace(key, "***")
         text = _KEYLIKE.sub("sk-***", text)
         text = " ".join(text.split())
@@ -309,11 +309,11 @@ class HTTPProvider(Provider):
         if effective == 529 or kind == "overloaded_error":
             return self._error(ProviderUnavailableError, f"{name} is overloaded ({label}{where}){said}",
                                attempts, **extra), retryable
-        if retryable:
+        if effective >= 500 or effective in (408, 409):
             return self._error(ProviderUnavailableError, f"{name} failed ({label}{where}){said}",
-                               attempts, **extra), True
+                               attempts, **extra), retryable
         return self._error(ProviderRequestError, f"{name} rejected the request ({label}){said}",
-                           attempts, **extra), False
+                           attempts, **extra), retryable
 
     def _transport_error(self, exc: httpx.TransportError, attempts: _Attempts) -> ProviderError:
         base = redact_url(self.settings.base_url or "")
