@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 from dataclasses import dataclass, field, replace
 from typing import ClassVar, Iterable, Iterator
 
@@ -48,6 +49,9 @@ __all__ = ["HTTPProvider", "StreamState", "VendorStreamError", "USER_AGENT"]
 log = logging.getLogger("mirrorfs.providers")
 
 USER_AGENT = "mirrorfs/0.1 (httpx)"
+# httpx writes a request's headers and body separately; without TCP_NODELAY the body can wait for the
+# server's delayed ACK (40 ms on Linux) before it leaves, on every request (curl, Go and Node set it too).
+SOCKET_OPTIONS = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 _KEYLIKE = re.compile(r"\bsk-[A-Za-z0-9_\-*.]{3,}")
 _MAX_VENDOR_MESSAGE = 300
 
@@ -105,7 +109,8 @@ class HTTPProvider(Provider):
             key = f"{settings.profile or settings.provider}@{settings.base_url}"
             self._limiter = RateLimiter(key, settings.rate_limit_rpm)
         self._client = httpx.Client(timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
-                                    headers={"user-agent": USER_AGENT})
+                                    headers={"user-agent": USER_AGENT},
+                                    transport=httpx.HTTPTransport(socket_options=SOCKET_OPTIONS))
 
     # -- vendor hooks -------------------------------------------------------------
 

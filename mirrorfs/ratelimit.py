@@ -11,7 +11,8 @@ The schedule is one float per limit key — the earliest time the next request
 may start (the "theoretical arrival time" of the generic cell rate
 algorithm) — in ``provider_rate.json`` in the per-device state folder. Each
 request reserves its slot under the file lock and then sleeps outside it, so
-waiting processes never hold the lock.
+waiting processes never hold the lock. The file is rewritten in place without
+fsync (every reader holds the lock; a crash costs at most one early request).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class RateLimiter:
     def reserve(self) -> float:
         """Take the next slot; returns how many seconds from now it starts (0 when free)."""
         tolerance = (self.burst - 1) * self.interval
-        with statefile.update(self.path) as data:
+        with statefile.update(self.path, durable=False) as data:
             now = self._clock()
             try:
                 tat = float(data.get(self.key, 0.0))

@@ -2,9 +2,13 @@
 
 The rate limiter's schedule and the token calibration ratios are shared by
 every mirrorfs process on this device, so each update is a read-modify-write
-under a lock beside the file, written atomically (a crash leaves the old
-file). They are derived and disposable: a missing or damaged file reads as
-empty.
+under a lock beside the file. They are derived and disposable: a missing or
+damaged file reads as empty. ``durable=True`` (the default) writes through
+the vault's atomic write (temp file, fsync, replace), so a reader without the
+lock never sees half a file; ``durable=False`` rewrites the file in place
+without fsync — for state on a request's hot path whose every reader takes
+the lock too (the rate limiter), where an fsync per request would cost more
+than the state is worth.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ def read(path: str | os.PathLike) -> dict:
 
 
 @contextlib.contextmanager
-def update(path: str | os.PathLike, timeout: float = 30) -> Iterator[dict]:
+def update(path: str | os.PathLike, timeout: float = 30, durable: bool = True) -> Iterator[dict]:
     """Lock ``path``, yield its mapping for changes, write it back if it changed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -42,4 +46,7 @@ def update(path: str | os.PathLike, timeout: float = 30) -> Iterator[dict]:
         yield data
         after = json.dumps(data, sort_keys=True)
         if after != before:
-            atomic_write(path, after.encode("utf-8"))
+            if durable:
+                atomic_write(path, after.encode("utf-8"))
+            else:
+                path.write_bytes(after.encode("utf-8"))

@@ -70,6 +70,8 @@ class Recorded:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30
+    # Vendors flush each event at once; Nagle would hold a small chunk back for the client's ACK.
+    disable_nagle_algorithm = True
     server: "_Server"
 
     def log_message(self, *args) -> None:  # keep test output clean
