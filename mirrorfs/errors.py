@@ -89,6 +89,10 @@ class TamperedSectionError(CryptoError):
     the same salt: it was changed or truncated after it was written."""
 
 
+class KeyringUnavailableError(MirrorfsError):
+    """The OS keyring cannot be used (the optional package is missing, no backend, it refused)."""
+
+
 class ProviderError(MirrorfsError):
     """A language-model provider could not answer. Messages never contain an API key.
 

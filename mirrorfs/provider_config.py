@@ -34,6 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 import platformdirs
 import yaml
 
+from . import os_keyring
 from .errors import ProviderConfigError
 
 __all__ = [
@@ -222,31 +223,16 @@ def key_from_env(variable: str, environ=None) -> Secret | None:
 def key_from_keyring(account: str) -> Secret | None:
     """The key stored in the OS keyring under (``mirrorfs-provider``, ``account``), or None
     (no keyring package, no usable backend, nothing stored)."""
-    try:
-        import keyring
-        from keyring.errors import KeyringError
-    except ImportError:
-        return None
-    try:
-        value = keyring.get_password(KEYRING_SERVICE, account)
-    except (KeyringError, RuntimeError):
-        return None
+    value = os_keyring.get(KEYRING_SERVICE, account)
     if not value or not value.strip():
         return None
     return Secret(value.strip(), f"the OS keyring ({KEYRING_SERVICE}/{account})")
 
 
 def store_key_in_keyring(account: str, key: str) -> None:
-    """Keep an API key for ``account`` (a profile or provider name) in the OS keyring."""
-    try:
-        import keyring
-        from keyring.errors import KeyringError
-    except ImportError:
-        raise ProviderConfigError("the OS keyring needs the optional package: pip install keyring") from None
-    try:
-        keyring.set_password(KEYRING_SERVICE, account, key)
-    except KeyringError as exc:
-        raise ProviderConfigError(f"the OS keyring refused to store the key: {type(exc).__name__}") from None
+    """Keep an API key for ``account`` (a profile or provider name) in the OS keyring;
+    raises KeyringUnavailableError when the keyring cannot be used."""
+    os_keyring.store(KEYRING_SERVICE, account, key)
 
 
 def redact_url(url: str) -> str:

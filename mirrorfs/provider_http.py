@@ -171,6 +171,10 @@ class HTTPProvider(Provider):
             response = self._post(body, True, attempts)
             state = StreamState()
             try:
+                if self._is_json_instead_of_stream(response):
+                    # Some compatible servers answer a stream request with a plain JSON error and a 200.
+                    kind, message = self.error_details(json.loads(response.read()))
+                    raise VendorStreamError(kind or "api_error", message or "a JSON reply instead of a stream")
                 for piece in self.feed(response.iter_lines(), state):
                     if piece:
                         state.text.append(piece)
@@ -210,6 +214,10 @@ class HTTPProvider(Provider):
         if max_tokens is None:
             max_tokens = self.settings.max_tokens
         return msgs, model, self.body(msgs, model, max_tokens, temperature, stream, dict(options))
+
+    def _is_json_instead_of_stream(self, response: httpx.Response) -> bool:
+        content_type = response.headers.get("content-type", "")
+        return self.stream_accept == "text/event-stream" and content_type.startswith("application/json")
 
     def _url(self) -> str:
         return (self.settings.base_url or "").rstrip("/") + self.path

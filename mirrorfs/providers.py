@@ -133,6 +133,8 @@ def _choose(name: str | None, profile: str | None, config: ProvidersConfig) -> t
 
 def _key(cls, provider: str, prof: Profile | None, api_key, environ) -> tuple[Secret | None, str]:
     """(the key or None, where it came from — or where one should go)."""
+    if isinstance(api_key, str) and not api_key.strip():
+        api_key = None
     if api_key is not None:
         if isinstance(api_key, Secret):
             return api_key, api_key.source
@@ -176,7 +178,7 @@ def resolve_settings(name: str | None = None, *, model: str | None = None, base_
     provider, prof = _choose(name, profile, config)
     cls = provider_class(provider)
     p = prof or Profile(name="", provider=provider)
-    default_model = config.default_model if config.default_provider in (None, provider) and prof is None else None
+    default_model = config.default_model if prof is None and config.default_provider == provider else None
     env_base = environ.get(cls.base_url_env, "").strip() if cls.base_url_env else ""
     url = _first(base_url, p.base_url, cls.base_url_from_env(env_base) if env_base else None, cls.default_base_url)
     if url is not None:

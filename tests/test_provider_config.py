@@ -9,9 +9,11 @@ import textwrap
 import keyring
 import pytest
 from keyring.backend import KeyringBackend
+from keyring.errors import KeyringError
 
 from fake_llm import FakeLLM, anthropic_error, openai_completion
-from mirrorfs.errors import ProviderAuthError, ProviderConfigError
+from mirrorfs import os_keyring
+from mirrorfs.errors import KeyringUnavailableError, ProviderAuthError, ProviderConfigError
 from mirrorfs.provider_config import Secret, ollama_host_url, redact_url, store_key_in_keyring
 from mirrorfs.providers import available_providers, get_provider, resolve_settings
 
@@ -181,6 +183,30 @@ def test_a_profile_key_in_the_keyring_is_found_under_the_profile_name(config, me
     config("providers.yaml", "profiles:\n  team:\n    provider: openai\n")
     memory_keyring.set_password("mirrorfs-provider", "team", "sk-team-key-999999")
     assert resolve_settings("team").api_key.reveal() == "sk-team-key-999999"
+
+
+class RefusingKeyring(MemoryKeyring):
+    def get_password(self, service, username):
+        raise KeyringError("locked")
+
+    def set_password(self, service, username, password):
+        raise KeyringError("locked")
+
+
+def test_a_keyring_that_refuses_reads_as_empty_and_says_so_on_store(config):
+    keyring.set_keyring(RefusingKeyring())
+    assert os_keyring.get("mirrorfs-provider", "openai") is None
+    with pytest.raises(KeyringUnavailableError) as caught:
+        store_key_in_keyring("openai", "sk-refused-0000000")
+    assert str(caught.value) == "the OS keyring refused to store the secret: KeyringError"
+    with pytest.raises(ProviderConfigError, match="no API key for openai"):
+        get_provider("openai")
+
+
+def test_os_keyring_forget(memory_keyring):
+    os_keyring.store("svc", "acct", "s3cret")
+    assert os_keyring.forget("svc", "acct") is True
+    assert os_keyring.get("svc", "acct") is None
 
 
 def test_secret_and_url_redaction():

@@ -9,8 +9,8 @@ import pytest
 
 from fake_llm import FakeLLM, openai_completion
 from mirrorfs import pricing, sse, statefile, tokens
-from mirrorfs.errors import ProviderConfigError
-from mirrorfs.llm import Usage
+from mirrorfs.errors import InvalidValueError, ProviderConfigError
+from mirrorfs.llm import Completion, Provider, ProviderSettings, StreamEvent, Usage
 from mirrorfs.providers import get_provider
 from mirrorfs.ratelimit import RateLimiter
 from mirrorfs.retries import RetryPolicy, is_retryable_status, retry_after
@@ -181,8 +181,6 @@ def test_the_rate_limiter_recovers_from_a_clock_that_went_back(tmp_path):
 
 
 def test_a_provider_that_only_streams_also_completes_and_one_with_neither_says_so():
-    from mirrorfs.llm import Completion, Provider, ProviderSettings, StreamEvent
-
     class Streamer(Provider):
         def stream(self, messages, model=None, max_tokens=None, temperature=None, **options):
             yield StreamEvent("text", text="a")
@@ -201,8 +199,6 @@ def test_a_provider_that_only_streams_also_completes_and_one_with_neither_says_s
     ([{"role": "system", "content": "only a system prompt"}], "at least one user or assistant message"),
 ])
 def test_malformed_messages_are_refused_before_any_request(messages, message):
-    from mirrorfs.errors import InvalidValueError
-
     with FakeLLM() as server:
         with get_provider("ollama", base_url=server.url) as p:
             with pytest.raises(InvalidValueError, match=message):

@@ -502,3 +502,14 @@ def test_the_key_never_appears_in_errors_reprs_or_logs(server, caplog):
     assert PLANTED[8:20] not in everything
     assert "sk-***" in str(errors[1])
     assert "\n" not in "".join(str(e) for e in errors)
+
+
+def test_a_json_error_with_200_in_place_of_a_stream_is_reported_as_what_it_says(server):
+    server.default = Reply(200, [("Content-Type", "application/json")],
+                           [b'{"error":{"message":"model qwen is not loaded","type":"invalid_request_error"}}'],
+                           framing="length")
+    with get_provider("openai", base_url=server.url, model="qwen", retry=no_wait()) as p:
+        with pytest.raises(ProviderRequestError) as caught:
+            stream_all(p)
+    assert str(caught.value) == "openai rejected the request (invalid_request_error): model qwen is not loaded"
+    assert len(server.requests) == 1
