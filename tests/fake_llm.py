@@ -117,9 +117,30 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+    # Handler threads are joined on close (no test leaks a thread), after stop() has shut the
+    # connections a client left open.
+    daemon_threads = False
+    block_on_close = True
     allow_reuse_address = True
     fake: "FakeLLM"
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.live: set[socket.socket] = set()
+        self.live_lock = threading.Lock()
+
+    def process_request(self, request, client_address):
+        with self.live_lock:
+            self.live.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self.live_lock:
+            self.live.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request, client_address):
+        pass  # a client that hangs up mid-reply is what several tests do on purpose
 
 
 class FakeLLM:
@@ -172,8 +193,15 @@ class FakeLLM:
 
     def stop(self) -> None:
         self._server.shutdown()
-        self._server.server_close()
         self._thread.join(5)
+        with self._server.live_lock:
+            live = list(self._server.live)
+        for conn in live:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._server.server_close()
 
     def __enter__(self) -> "FakeLLM":
         return self.start()
