@@ -152,17 +152,21 @@ class HTTPProvider(Provider):
             try:
                 raw = response.read()
             except httpx.TransportError as exc:
-                failure = self._transport_error(exc, attempts)
+                failure, retryable = self._transport_error(exc, attempts), True
             else:
                 try:
                     data = json.loads(raw)
                 except ValueError:
                     raise self._error(ProviderError, f"{self.settings.provider} sent a reply that is not JSON",
                                       attempts, status=response.status_code) from None
-                return self._finish(self.parse_reply(data), msgs, model)
+                if not (isinstance(data, dict) and data.get("error")):
+                    return self._finish(self.parse_reply(data), msgs, model)
+                # An error in a 200 reply, as some compatible servers send it.
+                kind, message = self.error_details(data)
+                failure, retryable = self._classify(None, kind or "api_error", message, attempts)
             finally:
                 response.close()
-            self._retry_or_raise(failure, True, attempts, None)
+            self._retry_or_raise(failure, retryable, attempts, None)
 
     def stream(self, messages, model=None, max_tokens=None, temperature=None, **options) -> Iterator[StreamEvent]:
         msgs, model, body = self._prepare(messages, model, max_tokens, temperature, True, options)

@@ -513,3 +513,12 @@ def test_a_json_error_with_200_in_place_of_a_stream_is_reported_as_what_it_says(
             stream_all(p)
     assert str(caught.value) == "openai rejected the request (invalid_request_error): model qwen is not loaded"
     assert len(server.requests) == 1
+
+
+def test_an_error_inside_a_200_json_reply_is_classified(server):
+    error = Reply(200, [("Content-Type", "application/json")],
+                  [b'{"error":{"message":"overloaded, try later","type":"server_error"}}'], framing="length")
+    server.script(error, openai_completion("after the retry"))
+    with get_provider("openai", base_url=server.url, model="local", retry=no_wait()) as p:
+        assert p.complete(MESSAGES).text == "after the retry"
+    assert len(server.requests) == 2
