@@ -95,3 +95,68 @@ class MalformedSectionError(CryptoError):
 class TamperedSectionError(CryptoError):
     """A section fails authentication although its key opens other sections with
     the same salt: it was changed or truncated after it was written."""
+
+
+class KeyringUnavailableError(MirrorfsError):
+    """The OS keyring cannot be used (the optional package is missing, no backend, it refused)."""
+
+
+class ProviderError(MirrorfsError):
+    """A language-model provider could not answer. Messages never contain an API key.
+
+    Carries ``provider`` (its name), ``status`` (the HTTP status or None),
+    ``error_type`` (the vendor's error type or code, e.g. ``overloaded_error``),
+    ``request_id`` (the vendor's id, for a support ticket) and ``attempts`` (how
+    many requests were sent).
+    """
+
+    def __init__(self, message, *, provider=None, status=None, error_type=None, request_id=None, attempts=1):
+        self.provider = provider
+        self.status = status
+        self.error_type = error_type
+        self.request_id = request_id
+        self.attempts = attempts
+        super().__init__(message)
+
+
+class ProviderConfigError(ProviderError):
+    """The provider configuration is incomplete or wrong: unknown provider or profile,
+    no API key, a malformed providers.yaml or prices.yaml."""
+
+
+class ProviderAuthError(ProviderError):
+    """The provider refused the API key (401/403); the message names where the key came from."""
+
+
+class SpendCapError(ProviderError):
+    """The account's quota or credit is used up (``insufficient_quota``, a billing error); never retried."""
+
+
+class ProviderRateLimitError(ProviderError):
+    """The provider still answered 429 after every retry, or asked for a longer wait than we accept.
+    ``retry_after`` is the wait it asked for, in seconds, when it said."""
+
+    def __init__(self, message, *, retry_after=None, **kwargs):
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class ProviderUnavailableError(ProviderError):
+    """The provider could not be reached or stayed overloaded/failing (connection, timeout, 5xx, 529)."""
+
+
+class ProviderRequestError(ProviderError):
+    """The provider rejected the request itself (bad parameters, unknown model, too large); not retried."""
+
+
+class StreamInterruptedError(ProviderError):
+    """A stream broke after it had produced text; it is not retried so nothing is said twice.
+
+    ``partial_text`` is the text received so far and ``usage`` the usage known so
+    far (a ``mirrorfs.llm.Usage``, estimated where the provider had not reported).
+    """
+
+    def __init__(self, message, *, partial_text="", usage=None, **kwargs):
+        self.partial_text = partial_text
+        self.usage = usage
+        super().__init__(message, **kwargs)

@@ -20,7 +20,10 @@ def state_dir(tmp_path_factory, monkeypatch):
     """Point all per-device state at a temp folder, and forget ambient settings."""
     path = tmp_path_factory.mktemp("state")
     monkeypatch.setenv("MIRRORFS_STATE_DIR", str(path))
-    for name in ("MIRRORFS_VAULT", "MIRRORFS_INSTANCE", "MIRRORFS_PASSPHRASE"):
+    # Per-device provider configuration too: no test may read this machine's providers.yaml or keys.
+    monkeypatch.setenv("MIRRORFS_CONFIG_DIR", str(path / "config"))
+    for name in ("MIRRORFS_VAULT", "MIRRORFS_INSTANCE", "MIRRORFS_PASSPHRASE", "OPENAI_API_KEY", "OPENAI_BASE_URL",
+                 "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OLLAMA_HOST", "OLLAMA_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     return path
 
