@@ -3,12 +3,10 @@
 The rate limiter's schedule and the token calibration ratios are shared by
 every mirrorfs process on this device, so each update is a read-modify-write
 under a lock beside the file. They are derived and disposable: a missing or
-damaged file reads as empty. ``durable=True`` (the default) writes through
-the vault's atomic write (temp file, fsync, replace), so a reader without the
-lock never sees half a file; ``durable=False`` rewrites the file in place
-without fsync — for state on a request's hot path whose every reader takes
-the lock too (the rate limiter), where an fsync per request would cost more
-than the state is worth.
+damaged file reads as empty. Writes are atomic (temp file, replace), so a
+reader without the lock never sees half a file; ``durable=False`` skips the
+fsync — for state on a request's hot path (the rate limiter), where an fsync
+per request would cost more than the state is worth.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ from typing import Iterator
 
 from filelock import FileLock
 
-from .storage import atomic_write
+from mirrorfs.storage import atomic_write
 
 __all__ = ["read", "update"]
 
@@ -46,7 +44,4 @@ def update(path: str | os.PathLike, timeout: float = 30, durable: bool = True) -
         yield data
         after = json.dumps(data, sort_keys=True)
         if after != before:
-            if durable:
-                atomic_write(path, after.encode("utf-8"))
-            else:
-                path.write_bytes(after.encode("utf-8"))
+            atomic_write(path, after.encode("utf-8"), sync=durable)
