@@ -87,3 +87,20 @@ class MalformedSectionError(CryptoError):
 class TamperedSectionError(CryptoError):
     """A section fails authentication although its key opens other sections with
     the same salt: it was changed or truncated after it was written."""
+
+
+class StaleEditError(ConflictError):
+    """An edit named a sha256 the note no longer has; nothing was written.
+
+    Carries ``expected`` (the sha256 the caller read), ``current`` (the note's
+    sha256 now) and ``summary`` (what changed since, when this device knows)."""
+
+    def __init__(self, path, expected, current, summary):
+        self.expected = expected
+        self.current = current
+        self.summary = summary
+        super().__init__(
+            path,
+            f"{path} changed since you read it (expected_sha256 {expected[:12]}…, it is now {current}); "
+            f"nothing was written. {summary} Read it again and retry with the new sha256.",
+        )
