@@ -219,7 +219,7 @@ def _dump(data: Any) -> str:
 def _status_text(data: dict) -> str:
     lines = [f"You are instance {data['instance']}."]
     others = data["instances"]
-    lines.append("Other instances: " + ("none yet" if not others else ""))
+    lines.append("Other instances:" + (" none yet" if not others else ""))
     for o in others:
         intents = "; ".join(i["text"] for i in o["intentions"]) or "no intentions"
         lines.append(f"- {o['name']} ({o['state']}, seen {o['last_seen']}): {intents}")
