@@ -24,7 +24,7 @@ from mirrorfs.storage import sha256
 if TYPE_CHECKING:
     from mirrorfs.vault import Vault
 
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ].*)?$")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[t ].*)?$")
 _AGE = re.compile(r"^(\d{1,5})\s*([dwmy])$")
 _AGE_DAYS = {"d": 1, "w": 7, "m": 30, "y": 365}
 
