@@ -8,7 +8,7 @@ from mirrorfs.cli import State, cli
 from mirrorfs.passphrase import passphrase_file_option
 
 
-@cli.command("mcp")
+@click.command("mcp")
 @click.option("--read-only", is_flag=True, help="Offer only the reading tools (also MIRRORFS_MCP_TOOLS=read).")
 @click.option("--unlock", is_flag=True,
               help="Hold the vault key (passphrase from --passphrase-file, MIRRORFS_PASSPHRASE or the OS keyring) "
@@ -31,3 +31,7 @@ def mcp_cmd(ctx: click.Context, read_only: bool, unlock: bool, passphrase_file) 
     state = ctx.find_object(State)
     mcp_server.serve(state.vault_path, state.instance, read_only=read_only, unlock=unlock,
                      passphrase_file=str(passphrase_file) if passphrase_file else None)
+
+
+# LAZY_COMMANDS imports this module to register the command (a registry row "mirrorfs.cli_mcp:mcp_cmd" later).
+cli.add_command(mcp_cmd)

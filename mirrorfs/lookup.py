@@ -77,39 +77,32 @@ def _answer(vault: "Vault", reply: dict, via: str) -> dict:
             "stale": bool(reply.get("stale", False)), "via": via}
 
 
+def _served(vault: "Vault", op: str, args: dict, ask: bool = True) -> dict:
+    """The watcher's answer to *op*, else `mirrorfs.search`'s own (imported only then)."""
+    reply = _ask(vault, op, args) if ask else None
+    if reply is not None:
+        return _answer(vault, reply, "watcher")
+    from mirrorfs import search as local
+
+    run = {"search": local.search, "recall": local.recall, "similar": local.find_similar}[op]
+    found = run(vault, **args)
+    return _answer(vault, {"hits": [h.to_dict() for h in found], "warnings": found.warnings,
+                           "stale": found.stale}, "local")
+
+
 def search(vault: "Vault", query: str, types: list[str] | None = None, since: Any = None,
            limit: int = 10) -> dict:
     """`mirrorfs.search.search` through the watcher when one runs: {hits, warnings, stale, via}."""
     if since:
         query = with_since(query, since)
-    args = {"query": query, "types": types or None, "sessions": True, "limit": limit}
-    reply = _ask(vault, "search", args)
-    if reply is not None:
-        return _answer(vault, reply, "watcher")
-    from mirrorfs import search as local
-
-    found = local.search(vault, **args)
-    return _answer(vault, {"hits": [h.to_dict() for h in found], "warnings": found.warnings,
-                           "stale": found.stale}, "local")
+    return _served(vault, "search", {"query": query, "types": types or None, "sessions": True, "limit": limit})
 
 
 def recall(vault: "Vault", query: str, limit: int = 10) -> dict:
     """`mirrorfs.search.recall` through the watcher when one runs."""
-    args = {"query": query, "limit": limit}
-    reply = _ask(vault, "recall", args)
-    if reply is not None:
-        return _answer(vault, reply, "watcher")
-    from mirrorfs import search as local
-
-    found = local.recall(vault, **args)
-    return _answer(vault, {"hits": [h.to_dict() for h in found], "warnings": found.warnings,
-                           "stale": found.stale}, "local")
+    return _served(vault, "recall", {"query": query, "limit": limit})
 
 
 def similar(vault: "Vault", path_or_text: str, limit: int = 5) -> dict:
-    """`mirrorfs.search.find_similar` (the watcher has no such request yet, so always here)."""
-    from mirrorfs import search as local
-
-    found = local.find_similar(vault, path_or_text, limit=limit)
-    return _answer(vault, {"hits": [h.to_dict() for h in found], "warnings": found.warnings,
-                           "stale": found.stale}, "local")
+    """`mirrorfs.search.find_similar`; the watcher has no such request yet, so it runs here."""
+    return _served(vault, "similar", {"text_or_path": path_or_text, "limit": limit}, ask=False)

@@ -18,7 +18,6 @@ from mirrorfs import context_basic, edits, lookup, overview
 from mirrorfs.errors import MirrorfsError, StaleEditError
 from mirrorfs.mcp_tools import (NOTE_TEMPLATE, READ_LIMIT, RESULT_BYTES, TOOLS, ToolError, ToolResult, bound,
                                 check_arguments, clip, error_result, note_path, tool_definitions)
-from mirrorfs.messages import isoformat
 from mirrorfs.session_log import SessionLog
 from mirrorfs.storage import sha256
 
@@ -34,7 +33,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, (dt.date, dt.datetime)):
-        return isoformat(value)
+        return value.isoformat()
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)

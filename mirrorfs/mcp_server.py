@@ -439,7 +439,7 @@ def serve(vault_path: str | None = None, instance: str | None = None, read_only:
     keyring = unlock_keyring(root, passphrase_file) if unlock or passphrase_file else None
     # The wire gets private descriptors; fd 0 and 1 point elsewhere, so nothing a
     # library or a child process prints can corrupt the protocol.
-    wire_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    wire_in = os.fdopen(os.dup(0), "rb")
     wire_out = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)

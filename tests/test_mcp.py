@@ -155,7 +155,8 @@ def test_remember_search_read_edit_log_status(vault):
 def test_two_clients_see_each_other_and_lose_nothing(vault):
     root = vault.root
 
-    async def client(name: str, peer: str, started: asyncio.Event, other_started: asyncio.Event):
+    async def client(name: str, peer: str, started: asyncio.Event, other_started: asyncio.Event,
+                     done: asyncio.Event, other_done: asyncio.Event):
         async with connect(root, name) as c:
             started.set()
             await asyncio.wait_for(other_started.wait(), TIMEOUT)
@@ -178,12 +179,14 @@ def test_two_clients_see_each_other_and_lose_nothing(vault):
                 await asyncio.sleep(0.1)
             assert names[peer]["state"] == "active"
             assert all(h["instance"] == peer for h in hits) and len(hits) == 25
+            done.set()  # stay connected until the peer has looked at this instance too
+            await asyncio.wait_for(other_done.wait(), TIMEOUT * 2)
             return sessions.pop()
 
     async def main():
-        a, b = asyncio.Event(), asyncio.Event()
-        return await asyncio.gather(client("Alpha Client", "beta-client", a, b),
-                                    client("Beta Client", "alpha-client", b, a))
+        a, b, a_done, b_done = asyncio.Event(), asyncio.Event(), asyncio.Event(), asyncio.Event()
+        return await asyncio.gather(client("Alpha Client", "beta-client", a, b, a_done, b_done),
+                                    client("Beta Client", "alpha-client", b, a, b_done, a_done))
 
     sessions = run(main())
     for name, sid in zip(("alpha-client", "beta-client"), sessions):
