@@ -135,3 +135,30 @@ def test_since_days():
     assert lookup.since_day("2026-11-01T10:00") == "2026-11-01"
     with pytest.raises(InvalidValueError, match="since must be a date like 2026-11-21 or an age like 7d"):
         lookup.since_day("last tuesday")
+
+
+def test_results_are_bounded_and_page(vault):
+    import json
+
+    from mirrorfs.mcp_calls import Toolbox
+    from mirrorfs.mcp_tools import RESULT_BYTES
+
+    words = " ".join(f"lighthouse{i % 50} keeper" for i in range(4000))
+    (vault.root / "memory" / "long.md").write_text(f"---\ntitle: Long\n---\n{words}\n")
+    for i in range(30):
+        vault.remember(f"lighthouse keeper log {i} " + "x" * 900, title=f"Log {i}")
+    tb = Toolbox(vault)
+    seen, offset = "", 0
+    while offset is not None:
+        page = tb.call("memory_read", {"path": "memory/long.md", "offset": offset})
+        assert not page.is_error
+        assert len(json.dumps(page.data, ensure_ascii=False).encode()) <= RESULT_BYTES
+        assert len(page.text.encode()) <= RESULT_BYTES
+        seen += page.data["text"]
+        offset = page.data["next_offset"]
+    assert seen == f"{words}\n"
+    hits = tb.call("memory_search", {"query": "lighthouse keeper", "limit": 25})
+    assert len(json.dumps(hits.data, ensure_ascii=False).encode()) <= RESULT_BYTES
+    assert len(hits.text.encode()) <= RESULT_BYTES
+    description, text = tb.prompt("continue_conversation", {"topic": "lighthouse"})
+    assert description == "Continue the conversation about lighthouse" and "mirror_status" in text
