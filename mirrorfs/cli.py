@@ -40,6 +40,7 @@ COMMANDS = {
     "edit": "mirrorfs.cli_crypto:edit",
     "rekey": "mirrorfs.cli_crypto:rekey",
     "doctor": "mirrorfs.cli_crypto:doctor",
+    "mcp": "mirrorfs.cli_mcp:mcp_cmd",
 }
 
 

@@ -160,3 +160,20 @@ class StreamInterruptedError(ProviderError):
         self.partial_text = partial_text
         self.usage = usage
         super().__init__(message, **kwargs)
+
+
+class StaleEditError(ConflictError):
+    """An edit named a sha256 the note no longer has; nothing was written.
+
+    Carries ``expected`` (the sha256 the caller read), ``current`` (the note's
+    sha256 now) and ``summary`` (what changed since, when this device knows)."""
+
+    def __init__(self, path, expected, current, summary):
+        self.expected = expected
+        self.current = current
+        self.summary = summary
+        super().__init__(
+            path,
+            f"{path} changed since you read it (expected_sha256 {expected[:12]}…, it is now {current}); "
+            f"nothing was written. {summary} Read it again and retry with the new sha256.",
+        )
