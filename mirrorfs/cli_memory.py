@@ -74,7 +74,7 @@ def memory_list(vault: Vault, kind, tag, tier, limit, as_json: bool) -> None:
     problems: list[str] = []
     found = vault.memory.list(kind=kind, tag=tag, tier=tier, limit=limit, on_error=lambda e: problems.append(str(e)))
     for problem in problems:
-        click.echo(f"warning: {problem}", err=True)
+        click.echo(f"warning: {problem}; skipped", err=True)
     output([m.to_dict() for m in found], as_json, lambda items: "\n".join(_memory_line(d) for d in items))
 
 

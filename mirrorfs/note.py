@@ -192,12 +192,12 @@ def decode(data: bytes, path: str | os.PathLike | None = None) -> tuple[str, str
     """Split off a BOM and decode UTF-8; raise UnreadableNoteError for binary or bad bytes."""
     where = str(path) if path is not None else "<note>"
     if b"\x00" in data:
-        raise UnreadableNoteError(where, "binary file (contains NUL bytes); skipped")
+        raise UnreadableNoteError(where, "binary file (contains NUL bytes)")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UnreadableNoteError(
-            where, f"not UTF-8 text (bad byte at offset {exc.start}); skipped"
+            where, f"not UTF-8 text (bad byte at offset {exc.start})"
         ) from None
     if text.startswith(BOM):
         return BOM, text[1:]

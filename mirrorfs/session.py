@@ -169,7 +169,13 @@ class Session:
             values: dict[str, Any] = {}
             if isinstance(block_tokens, int):
                 values["tokens"] = int(note.meta.get("tokens") or 0) + block_tokens
-            return self.vault.stamp(note.with_body(body), **values).render()
+            data = self.vault.stamp(note.with_body(body), **values).render()
+            if len(data) > storage.MAX_NOTE_BYTES:
+                raise InvalidValueError(
+                    f"{self.relpath} would grow to {len(data) / 2**20:.1f} MiB, over the "
+                    f"{storage.MAX_NOTE_BYTES // 2**20} MiB limit for notes; nothing was written. Continue in a "
+                    f"new session: mirrorfs session new TITLE --previous {self.id}")
+            return data
 
         self.vault.store.update(self.path, append, append_only=True)
         if not self.ephemeral:

@@ -118,9 +118,9 @@ def read_regular(path: str | os.PathLike, max_bytes: int = MAX_NOTE_BYTES) -> by
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, socket or device)"
-            raise UnreadableNoteError(str(path), f"{what}; skipped")
+            raise UnreadableNoteError(str(path), what)
         if st.st_size > max_bytes:
-            raise UnreadableNoteError(str(path), f"{st.st_size} bytes is over the {max_bytes}-byte limit for notes; skipped")
+            raise UnreadableNoteError(str(path), f"{st.st_size} bytes is over the {max_bytes}-byte limit for notes")
         chunks = []
         left = max_bytes + 1
         while left > 0:
@@ -131,7 +131,7 @@ def read_regular(path: str | os.PathLike, max_bytes: int = MAX_NOTE_BYTES) -> by
             left -= len(chunk)
         data = b"".join(chunks)
         if len(data) > max_bytes:
-            raise UnreadableNoteError(str(path), f"over the {max_bytes}-byte limit for notes; skipped")
+            raise UnreadableNoteError(str(path), f"over the {max_bytes}-byte limit for notes")
         return data
     finally:
         os.close(fd)
@@ -394,7 +394,7 @@ def _sha_of(path: Path) -> str | None:
 def _check_content(path: Path, data: bytes) -> None:
     problem = content_problem(data)
     if problem is not None:
-        raise InvalidValueError(f"{path}: refusing to write {problem}; nothing was written")
+        raise InvalidValueError(f"{path}: not written, the result would be {problem}; nothing was changed")
 
 
 def _umask() -> int:
