@@ -87,3 +87,24 @@ class MalformedSectionError(CryptoError):
 class TamperedSectionError(CryptoError):
     """A section fails authentication although its key opens other sections with
     the same salt: it was changed or truncated after it was written."""
+
+
+class WatchError(MirrorfsError):
+    """Something the watcher could not see; reported to ``on_error``, never fatal."""
+
+    def __init__(self, message: str, path: str | None = None, cause: BaseException | None = None):
+        self.path = path
+        self.cause = cause
+        super().__init__(message)
+
+
+class VaultUnavailableError(WatchError):
+    """The vault root vanished or was replaced; deletions are held until it is back."""
+
+
+class EventsLostError(WatchError):
+    """The kernel dropped events (inotify queue overflow); a full rescan follows."""
+
+
+class AlreadyWatchingError(MirrorfsError):
+    """Another `mirrorfs watch` already serves this vault on this device."""

@@ -38,7 +38,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from mirrorfs.errors import MirrorfsError, VaultNotFoundError
+from mirrorfs.errors import EventsLostError, VaultNotFoundError, VaultUnavailableError, WatchError
 from mirrorfs.ignore import IGNORED_DIRS, is_note_path, iter_note_paths
 
 try:  # watchdog >= 6 reports chmod/touch as its own event type
@@ -92,23 +92,6 @@ class Change:
     old_path: str | None = None
     sha256: str | None = None
     content: bytes | None = field(default=None, repr=False)  # a note's body has no place in logs
-
-
-class WatchError(MirrorfsError):
-    """Something the watcher could not see; reported to ``on_error``, never fatal."""
-
-    def __init__(self, message: str, path: str | None = None, cause: BaseException | None = None):
-        self.path = path
-        self.cause = cause
-        super().__init__(message)
-
-
-class VaultUnavailableError(WatchError):
-    """The vault root vanished or was replaced; deletions are held until it is back."""
-
-
-class EventsLostError(WatchError):
-    """The kernel dropped events (inotify queue overflow); a full rescan follows."""
 
 
 @dataclass(frozen=True)
