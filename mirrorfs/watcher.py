@@ -122,8 +122,9 @@ class Watcher:
         self._on_error_cb = on_error
         self._polling = polling
         self._poll_interval = poll_interval
-        times = SettleTimes(settle, write_hold, delete_grace, empty_grace, max_latency, batch_window,
-                            max_batch, max_attempts)
+        times = SettleTimes(settle=settle, write_hold=write_hold, delete_grace=delete_grace,
+                            empty_grace=empty_grace, max_latency=max_latency, batch_window=batch_window,
+                            max_batch=max_batch, max_attempts=max_attempts)
         self._times = times.polled(poll_interval) if polling else times
         self._max_batch = max_batch
         self._recheck_gap = min(0.05, max(0.01, settle / 4))
