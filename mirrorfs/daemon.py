@@ -24,7 +24,7 @@ from typing import Any, Callable
 import filelock
 
 from mirrorfs import conflicts, snapshots, storage
-from mirrorfs.errors import MirrorfsError, SearchIndexError
+from mirrorfs.errors import AlreadyWatchingError, MirrorfsError, SearchIndexError
 from mirrorfs.reflections import Reflector, merge_reflection, record
 from mirrorfs.server import QueryServer
 from mirrorfs.vault import Vault
@@ -36,10 +36,6 @@ LOCK_FILE = "watch.lock"
 HEARTBEAT = 5.0
 LAST_EVENTS = 20
 EXEC_TIMEOUT = 60
-
-
-class AlreadyWatchingError(MirrorfsError):
-    """Another `mirrorfs watch` already serves this vault on this device."""
 
 
 def status_path(vault: Vault) -> Path:

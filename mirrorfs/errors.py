@@ -177,3 +177,24 @@ class StaleEditError(ConflictError):
             f"{path} changed since you read it (expected_sha256 {expected[:12]}…, it is now {current}); "
             f"nothing was written. {summary} Read it again and retry with the new sha256.",
         )
+
+
+class WatchError(MirrorfsError):
+    """Something the watcher could not see; reported to ``on_error``, never fatal."""
+
+    def __init__(self, message: str, path: str | None = None, cause: BaseException | None = None):
+        self.path = path
+        self.cause = cause
+        super().__init__(message)
+
+
+class VaultUnavailableError(WatchError):
+    """The vault root vanished or was replaced; deletions are held until it is back."""
+
+
+class EventsLostError(WatchError):
+    """The kernel dropped events (inotify queue overflow); a full rescan follows."""
+
+
+class AlreadyWatchingError(MirrorfsError):
+    """Another `mirrorfs watch` already serves this vault on this device."""

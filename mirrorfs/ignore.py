@@ -65,6 +65,7 @@ def walk(
     root: str | os.PathLike,
     on_error: Callable[[str, OSError], None] | None = None,
     known: Container[str] = (),
+    recursive: bool = True,
 ) -> Iterator[tuple[str, os.DirEntry]]:
     """The one vault walker: every note file under *root* as (relpath, DirEntry).
 
@@ -74,7 +75,8 @@ def walk(
     name rules before and skip them (the index walks before every query).
     A folder that cannot be listed goes to *on_error* (relative folder, error):
     a silently skipped folder would look like one whose notes were all
-    deleted. An unlistable *root* raises its OSError.
+    deleted. An unlistable *root* raises its OSError. With *recursive* False
+    only the notes directly in *root* come (the watcher rescanning one folder).
     """
     root = os.fspath(root)
     stack = [(root, "")]
@@ -98,7 +100,7 @@ def walk(
             except OSError:
                 is_dir = False
             if is_dir:
-                if name not in IGNORED_DIRS and not entry.is_symlink():
+                if recursive and name not in IGNORED_DIRS and not entry.is_symlink():
                     subfolders.append((entry.path, prefix + name + "/"))
                 continue
             if not name.endswith(NOTE_SUFFIX):

@@ -1,9 +1,13 @@
-"""Shared fixtures: every test gets its own per-device state folder and vaults."""
+"""Shared fixtures: every test gets its own per-device state folder and vaults, and is checked for leaks."""
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
+import threading
+import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,58 @@ from mirrorfs.vault import Vault
 REPO = Path(__file__).resolve().parent.parent
 CORPORA = REPO.parent / "shared" / "corpora"
 SAMPLE_VAULT = REPO / "sample_vault"
+
+
+# How long threads a test started may take to finish after it (a stopped
+# watcher's observer, a server's last handler); anything still alive then leaked.
+THREAD_JOIN_WAIT = 2.0
+
+
+@pytest.fixture(autouse=True)
+def no_leaks():
+    """Fail a test that leaves a thread running or emits a Python warning.
+
+    Set up before, and torn down after, every other fixture of the test, so
+    their cleanup counts. Warnings are recorded from every thread (the warning
+    filters are process-wide), so a watcher's or watchdog's warning counts too.
+    """
+    before = set(threading.enumerate())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+        # Files and sockets a test dropped inside reference cycles warn only when
+        # collected: collect now, so the warning names this test, not a later one.
+        gc.collect()
+    deadline = time.monotonic() + THREAD_JOIN_WAIT
+    leaked = []
+    for thread in threading.enumerate():
+        if thread in before or isinstance(thread, threading._DummyThread):
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            leaked.append(thread)
+    problems = [f"left a thread running: {t.name!r} ({type(t).__module__}.{type(t).__qualname__}"
+                f"{', daemon' if t.daemon else ''})" for t in leaked]
+    problems += [f"emitted {w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in caught]
+    if problems:
+        pytest.fail("this test " + "; ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def clock():
+    """A fake monotonic clock for the watcher's pure parts: call it for now, `advance` it by hand."""
+    return FakeClock()
+
+
+class FakeClock:
+    def __init__(self, t: float = 1000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
 
 
 @pytest.fixture(autouse=True)
