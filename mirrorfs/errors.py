@@ -87,3 +87,11 @@ class MalformedSectionError(CryptoError):
 class TamperedSectionError(CryptoError):
     """A section fails authentication although its key opens other sections with
     the same salt: it was changed or truncated after it was written."""
+
+
+class NoKeyError(LockedError):
+    """The vault has no passphrase yet (its config holds no check value); a read must not set one."""
+
+
+class EditInterruptedError(MirrorfsError):
+    """A signal ended a private edit: the decrypted copy was removed and nothing was written."""

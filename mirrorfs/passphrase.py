@@ -19,7 +19,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from mirrorfs.crypto import CONFIG_CHECK_KEY
+from mirrorfs.keys import CONFIG_CHECK_KEY
 from mirrorfs.errors import (
     CryptoError,
     InvalidValueError,
