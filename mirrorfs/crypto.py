@@ -16,7 +16,6 @@ see its secrets (:func:`lock_placeholder`, :func:`strip_sections`).
 
 from __future__ import annotations
 
-from mirrorfs.errors import CryptoError
 from mirrorfs.keys import (
     CONFIG_CHECK_KEY,
     CONFIG_SALT_KEY,
@@ -69,7 +68,6 @@ __all__ = [
     "PLACEHOLDER",
     "DAMAGED_PLACEHOLDER",
     "UNSEALED_PLACEHOLDER",
-    "CryptoError",
     "WeakSectionWarning",
     "Section",
     "SealMarker",

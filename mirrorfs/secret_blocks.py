@@ -216,6 +216,19 @@ def seal_text(text: str, keyring: Keyring, salt: bytes, *, previous: str | None 
     return replace_spans(text, spans)
 
 
+def seal_body(body: str, keyring: Keyring, salt: bytes) -> str:
+    """A whole body as one section (a secret memory or message), ending in the body's line break.
+
+    Leading and trailing blank lines are not part of the secret; InvalidValueError
+    when nothing else is left.
+    """
+    newline = "\r\n" if "\r\n" in body else "\n"
+    plaintext = body.strip("\r\n")
+    if not plaintext.strip():
+        raise InvalidValueError("a secret needs some text")
+    return encrypt_section(plaintext, keyring, salt=salt) + newline
+
+
 def unseal_text(text: str, keyring: Keyring) -> str:
     """Turn every section that stands alone on its line into a ```secret block holding its
     plaintext (for ``mirrorfs edit``); :func:`seal_text` with ``previous=text`` turns it back.
