@@ -80,6 +80,8 @@ def set_keys_text(text: str, changes: Changes, path: str | os.PathLike = CONFIG_
     newline = detect_newline(text)
     expected = dict(before)
     for key, value in changes.items():
+        if expected.get(key) == value and (value is not None or key not in expected):
+            continue  # already so: its line (and any comment on it) stays as written
         if value is None:
             text = frontmatter_edit.unset_key(text, key)
             expected.pop(key, None)
