@@ -1,4 +1,4 @@
-"""Encrypted sections on the command line: seal, reveal, edit, rekey, doctor.
+"""Encrypted sections on the command line: key init, seal, reveal, edit, rekey, doctor.
 
 Each command translates its arguments, calls the library (sealing, private_edit,
 rekey, doctor) and prints the result. Passphrases come only from
@@ -23,7 +23,7 @@ from mirrorfs.cli_base import (
     passphrase_file_option,
     unlock_vault,
 )
-from mirrorfs.passphrase import prompt_passphrase, read_passphrase_file
+from mirrorfs.passphrase import find_passphrase, prompt_passphrase, read_passphrase_file
 
 
 def _plural(n: int, word: str) -> str:
@@ -33,6 +33,36 @@ def _plural(n: int, word: str) -> str:
 def _print_failures(failed) -> None:
     for failure in failed:
         click.echo(f"error: {failure}", err=True)
+
+
+@click.group()
+def key() -> None:
+    """The vault's passphrase: `key init` sets it (so does the first secret you write).
+
+    \b
+    Example:
+      mirrorfs key init --passphrase-file ~/.mira-pass
+    """
+
+
+@key.command("init")
+@passphrase_file_option
+@pass_vault
+def key_init(vault, passphrase_file) -> None:
+    """Set the passphrase of a vault that has none yet (a prompt asks twice).
+
+    Without it nothing encrypted in the vault can be read again: keep it safe
+    (the OS keyring can hold it, see docs/format.md).
+
+    \b
+    Examples:
+      mirrorfs key init
+      mirrorfs key init --passphrase-file ~/.mira-pass
+    """
+    sealing.refuse_second_key(vault)  # before asking for a passphrase that would be refused
+    passphrase, _ = find_passphrase(passphrase_file=passphrase_file, vault_id=vault.id, confirm=True)
+    sealing.init_key(vault, passphrase)
+    click.echo("the vault's passphrase is set")
 
 
 @click.command()
@@ -67,7 +97,7 @@ def reveal(vault, path: str, passphrase_file) -> None:
     Example:
       mirrorfs reveal memory/bank.md
     """
-    unlock_vault(vault, passphrase_file)
+    unlock_vault(vault, passphrase_file, create=False)
     shown = sealing.reveal(vault, path)
     click.echo(shown, nl=not shown.endswith("\n"))
 
@@ -129,7 +159,7 @@ def rekey(vault, new_passphrase_file, passphrase_file) -> None:
     Example:
       mirrorfs rekey --passphrase-file old.txt --new-passphrase-file new.txt
     """
-    unlock_vault(vault, passphrase_file)
+    unlock_vault(vault, passphrase_file, create=False)
     if new_passphrase_file is not None:
         new_passphrase = read_passphrase_file(new_passphrase_file)
     else:

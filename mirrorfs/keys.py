@@ -239,10 +239,7 @@ def vault_key(config: Mapping, keyring: Keyring, *, create: bool = True) -> tupl
         verify_check(str(check), keyring)
         return salt, {}
     if not create:
-        raise NoKeyError(
-            "this vault has no passphrase yet; nothing was changed "
-            "(`mirrorfs key init`, or the first secret you write, sets one)"
-        )
+        raise NoKeyError()
     added = {} if salt_value else {CONFIG_SALT_KEY: encode_salt(salt)}
     added[CONFIG_CHECK_KEY] = make_check(keyring, salt)
     return salt, added

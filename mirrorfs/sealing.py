@@ -15,7 +15,8 @@ from typing import Iterable
 
 from mirrorfs import ignore, storage
 from mirrorfs import note as notes
-from mirrorfs.errors import CryptoError, MirrorfsError, NotFoundError
+from mirrorfs.errors import CryptoError, InvalidValueError, MirrorfsError, NotFoundError
+from mirrorfs.keys import has_key
 from mirrorfs.secret_blocks import has_unsealed
 from mirrorfs.sections import with_path
 
@@ -114,3 +115,19 @@ def reveal(vault, path: str | os.PathLike) -> str:
         return vault.readable(text, errors="raise")
     except CryptoError as exc:
         raise located(exc, rel) from None
+
+
+def refuse_second_key(vault) -> None:
+    """InvalidValueError, nothing written, when the vault has a key already (`mirrorfs rekey` changes it)."""
+    if has_key(vault.config):
+        raise InvalidValueError("this vault already has a passphrase; nothing was changed (`mirrorfs rekey` changes it)")
+
+
+def init_key(vault, passphrase: str) -> None:
+    """Make *passphrase* the key of a vault that has none yet, and leave the vault unlocked.
+
+    This (or the first secret written) is the only way a vault gets its key: a
+    read never sets one. See :func:`refuse_second_key` for a vault that has one.
+    """
+    refuse_second_key(vault)
+    vault.unlock(passphrase, create=True)
