@@ -8,16 +8,17 @@ write path only if nobody changed it meanwhile (compare-and-swap).
 The folder goes away however the edit ends: normally, on an error, and on
 SIGTERM, SIGHUP or SIGINT (caught while the folder exists; the edit then
 raises EditInterruptedError and writes nothing). A SIGKILL cannot be caught:
-each folder carries its process id in its name and is held with a lock, so
-:func:`sweep`, which the next edit and `mirrorfs doctor` run, removes the
-folders whose process is gone.
+each folder is locked (flock) by its process before it gets its final name,
+and the kernel drops the lock when the process dies however it dies, so
+:func:`sweep`, which the next edit and `mirrorfs doctor` run, removes every
+unlocked folder.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
+import secrets
 import shutil
 import signal
 import stat
@@ -30,7 +31,7 @@ from typing import Callable, Iterator
 
 try:
     import fcntl
-except ImportError:  # not on Windows: there only the process id tells a live folder
+except ImportError:  # Windows: no flock, so sweep() cannot tell a live folder and leaves them all
     fcntl = None
 
 from mirrorfs.errors import CryptoError, EditInterruptedError, InvalidValueError
@@ -39,10 +40,12 @@ from mirrorfs.secret_blocks import seal_text, unseal_text
 from mirrorfs.sections import with_path
 
 EDIT_PREFIX = "mirrorfs-edit-"
+# A folder is made under this name, locked, then renamed: a folder named EDIT_PREFIX… is
+# always locked while its edit runs. One killed before its rename is empty and removed
+# once older than _MAKING_SECONDS (younger, it may be being made right now).
+_MAKING_PREFIX = ".mirrorfs-edit-making-"
+_MAKING_SECONDS = 60
 CAUGHT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGINT") if hasattr(signal, name))
-# An unlocked folder this young whose process lives may be between its creation and its lock.
-_GRACE_SECONDS = 60
-_PID = re.compile(re.escape(EDIT_PREFIX) + r"(\d+)-")
 
 
 def ram_dir() -> Path | None:
@@ -108,18 +111,20 @@ def private_folder(base: str | os.PathLike | None = None) -> Iterator[Path]:
     """A fresh 0700 folder (in RAM where possible, or in *base*), removed on exit and on a caught signal."""
     signals = _Signals()
     signals.catch()
-    folder: Path | None = None
+    made: list[Path] = []  # the folder under each name it may have (a signal may fall between two steps)
     fd: int | None = None
     try:
-        # mkdtemp makes it 0700; the pid in the name lets sweep() tell a live one.
-        folder = Path(tempfile.mkdtemp(prefix=f"{EDIT_PREFIX}{os.getpid()}-", dir=_base(base)))
-        fd = _hold(folder)
+        making = Path(tempfile.mkdtemp(prefix=_MAKING_PREFIX, dir=_base(base)))  # 0700
+        folder = making.with_name(EDIT_PREFIX + secrets.token_hex(8))
+        made += [making, folder]
+        fd = _hold(making)
+        os.rename(making, folder)
         yield folder
     finally:
         signals.cleaning = True
         try:
-            if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
+            for path in made:
+                shutil.rmtree(path, ignore_errors=True)
             if fd is not None:
                 os.close(fd)
         finally:
@@ -128,49 +133,39 @@ def private_folder(base: str | os.PathLike | None = None) -> Iterator[Path]:
         raise signals.error()
 
 
-def _alive(pid: int) -> bool:
+def _in_use(path: str) -> bool:
+    """True while the process that made the folder at *path* lives (it holds the folder's lock)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
-        return True  # exists, someone else's
-    return True
-
-
-def _in_use(path: str, name: str, info: os.stat_result) -> bool:
-    if fcntl is not None:
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
-        except OSError:
-            return True  # cannot tell: leave it
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-    m = _PID.match(name)
-    if m is None or not _alive(int(m.group(1))):
-        return False
-    return fcntl is None or time.time() - info.st_mtime < _GRACE_SECONDS
+        return True  # cannot tell: leave it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def sweep(base: str | os.PathLike | None = None) -> list[Path]:
     """Remove the private edit folders of processes that are gone (a SIGKILLed `mirrorfs edit`).
 
     Looks in the RAM folder (or *base*) at this user's folders only; a folder
-    whose edit is still running is left alone. Returns the folders removed.
+    whose edit is still running is left alone (and, without flock, every
+    folder). Returns the folders removed.
     """
     root = _base(base)
     removed: list[Path] = []
+    if fcntl is None:
+        return removed
     try:
         entries = list(os.scandir(root))
     except OSError:
         return removed
     uid = os.getuid() if hasattr(os, "getuid") else None
     for entry in entries:
-        if not entry.name.startswith(EDIT_PREFIX):
+        if not entry.name.startswith((EDIT_PREFIX, _MAKING_PREFIX)):
             continue
         try:
             info = entry.stat(follow_symlinks=False)
@@ -178,7 +173,9 @@ def sweep(base: str | os.PathLike | None = None) -> list[Path]:
             continue
         if not stat.S_ISDIR(info.st_mode) or (uid is not None and info.st_uid != uid):
             continue
-        if _in_use(entry.path, entry.name, info):
+        if entry.name.startswith(_MAKING_PREFIX) and time.time() - info.st_mtime < _MAKING_SECONDS:
+            continue
+        if _in_use(entry.path):
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
         if not os.path.lexists(entry.path):

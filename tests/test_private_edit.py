@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -42,14 +43,6 @@ def secret_note(vault) -> str:
     rel = vault.remember("The boat key is under the blue stone", secret=True, title="Boat").path
     vault.lock()
     return rel
-
-
-@pytest.fixture
-def pass_file(tmp_path) -> Path:
-    path = tmp_path / "pass.txt"
-    path.write_text(PASSPHRASE + "\n", encoding="utf-8")
-    path.chmod(0o600)
-    return path
 
 
 def test_edit_note_uses_a_private_ram_folder_and_reseals(vault, secret_note):
@@ -113,29 +106,39 @@ def test_sweep_leaves_a_live_edit_alone(tmp_path):
         assert private_edit.sweep(tmp_path) == []
         assert folder.exists()
     assert not folder.exists()
-    # An older mirrorfs's folder (no process id, no lock) is stale.
+    # An older mirrorfs's folder (never locked) is stale.
     old = tmp_path / "mirrorfs-edit-k2j4_x9q"
     old.mkdir(mode=0o700)
     (old / "note.md").write_text("plaintext", encoding="utf-8")
     (tmp_path / "mirrorfs-edit-unrelated.txt").write_text("a file, not a folder", encoding="utf-8")
     assert private_edit.sweep(tmp_path) == [old]
     assert (tmp_path / "mirrorfs-edit-unrelated.txt").exists()
+    # A folder killed before it got its final name is empty; it may be one being made right now
+    # (locked an instant later), so it goes only once it is a minute old.
+    making = tmp_path / ".mirrorfs-edit-making-abc123"
+    making.mkdir(mode=0o700)
+    assert private_edit.sweep(tmp_path) == [] and making.exists()
+    os.utime(making, (time.time() - 120, time.time() - 120))
+    assert private_edit.sweep(tmp_path) == [making]
 
 
 # ------------------------------------------------------------- a real `mirrorfs edit`
 
 
+def _env(state_dir: Path, editor: str) -> dict:
+    """The environment of a mirrorfs process: this test's state folder, an editor, the passphrase."""
+    return {**os.environ, "MIRRORFS_STATE_DIR": str(state_dir), "EDITOR": editor, "MIRRORFS_PASSPHRASE": PASSPHRASE}
+
+
 class EditProcess:
     """`mirrorfs edit NOTE` running with the waiting editor."""
 
-    def __init__(self, vault, rel: str, pass_file: Path, state_dir: Path, tmp_path: Path) -> None:
+    def __init__(self, vault, rel: str, state_dir: Path, tmp_path: Path) -> None:
         script = tmp_path / "waiting_editor.py"
         script.write_text(WAITING_EDITOR, encoding="utf-8")
-        env = {**os.environ, "MIRRORFS_STATE_DIR": str(state_dir), "EDITOR": f"{sys.executable} {script}"}
-        env.pop("MIRRORFS_PASSPHRASE", None)
+        env = _env(state_dir, f"{sys.executable} {script}")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mirrorfs", "--vault", str(vault.root), "--instance", "laptop",
-             "edit", rel, "--passphrase-file", str(pass_file)],
+            [sys.executable, "-m", "mirrorfs", "--vault", str(vault.root), "--instance", "laptop", "edit", rel],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -172,9 +175,9 @@ class EditProcess:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
-def test_a_caught_signal_removes_the_decrypted_copy(vault, secret_note, pass_file, state_dir, tmp_path, signum):
+def test_a_caught_signal_removes_the_decrypted_copy(vault, secret_note, state_dir, tmp_path, signum):
     before = snapshot_tree(vault.root)
-    edit = EditProcess(vault, secret_note, pass_file, state_dir, tmp_path)
+    edit = EditProcess(vault, secret_note, state_dir, tmp_path)
     assert edit.file.read_text(encoding="utf-8").count("blue stone") == 1  # the plaintext is there now
     folder = edit.file.parent
 
@@ -189,18 +192,16 @@ def test_a_caught_signal_removes_the_decrypted_copy(vault, secret_note, pass_fil
 
 @pytest.mark.parametrize("cleaner", ["doctor", "edit"])
 def test_what_a_sigkill_leaves_is_removed_by_the_next_doctor_or_edit(
-        vault, secret_note, pass_file, state_dir, tmp_path, cleaner):
-    edit = EditProcess(vault, secret_note, pass_file, state_dir, tmp_path)
+        vault, secret_note, state_dir, tmp_path, cleaner):
+    edit = EditProcess(vault, secret_note, state_dir, tmp_path)
     folder = edit.file.parent
     code, _ = edit.stop(signal.SIGKILL)
     assert code == -signal.SIGKILL
     assert folder.exists()  # nothing can catch a SIGKILL
 
-    env = {**os.environ, "MIRRORFS_STATE_DIR": str(state_dir), "EDITOR": "true"}
-    env.pop("MIRRORFS_PASSPHRASE", None)
-    args = ["doctor"] if cleaner == "doctor" else ["edit", secret_note, "--passphrase-file", str(pass_file)]
+    args = ["doctor"] if cleaner == "doctor" else ["edit", secret_note]
     done = subprocess.run([sys.executable, "-m", "mirrorfs", "--vault", str(vault.root), "--instance", "laptop",
-                           *args], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+                           *args], env=_env(state_dir, "true"), capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr
     assert not folder.exists()
     if cleaner == "doctor":
