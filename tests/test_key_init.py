@@ -75,3 +75,10 @@ def test_the_library_refuses_the_same_way(vault):
     assert vault.unlocked
     with pytest.raises(InvalidValueError, match="already has a passphrase"):
         sealing.init_key(Vault.open(vault.root, instance="laptop"), "the real one")
+
+
+def test_search_unlock_on_a_vault_without_a_key_writes_nothing(vault, typo_file):
+    before = snapshot_tree(vault.root)
+    done = _run(vault, "search", "anything", "--unlock", "--passphrase-file", str(typo_file))
+    assert (done.exit_code, done.output) == (1, NO_KEY)
+    assert snapshot_tree(vault.root) == before
