@@ -35,6 +35,7 @@ COMMANDS = {
     "bridge": "mirrorfs.cli_mirror:bridge_cmd",
     "watch": "mirrorfs.cli_watch:watch",
     "status": "mirrorfs.cli_watch:status",
+    "key": "mirrorfs.cli_crypto:key",
     "seal": "mirrorfs.cli_crypto:seal",
     "reveal": "mirrorfs.cli_crypto:reveal",
     "edit": "mirrorfs.cli_crypto:edit",

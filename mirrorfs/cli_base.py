@@ -120,9 +120,9 @@ def passphrase_file_option(function):
     )(function)
 
 
-def unlock_vault(vault: Vault, passphrase_file: Path | None = None) -> None:
-    """Unlock *vault* from the usual passphrase sources (see mirrorfs.passphrase)."""
-    passphrase.unlock_vault(vault, passphrase_file)
+def unlock_vault(vault: Vault, passphrase_file: Path | None = None, *, create: bool = True) -> None:
+    """Unlock *vault* from the usual passphrase sources (see mirrorfs.passphrase); create=False for reads."""
+    passphrase.unlock_vault(vault, passphrase_file, create=create)
 
 
 def read_text_arg(text: str) -> str:

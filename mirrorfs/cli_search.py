@@ -149,7 +149,7 @@ def search_cmd(vault, query, types, tags, instances, no_sessions, any_word, limi
         # Decrypted text stays in this process: never through the watcher's socket.
         from mirrorfs.secret_search import search_unlocked
 
-        unlock_vault(vault, passphrase_file)
+        unlock_vault(vault, passphrase_file, create=False)  # a read never sets the key
         results = search_unlocked(vault, query, **args)
     else:
         results = _ask_watcher(vault, "search", {"query": query, **args})

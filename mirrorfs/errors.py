@@ -79,6 +79,21 @@ class LockedError(CryptoError):
     """The operation needs the vault unlocked."""
 
 
+class NoKeyError(LockedError):
+    """The vault has no passphrase yet (its config holds no check value); a read must not set one."""
+
+    def __init__(self, message=None):
+        super().__init__(
+            message
+            or "this vault has no passphrase yet, so nothing in it is encrypted; nothing was changed "
+            "(`mirrorfs key init`, or the first secret you write, sets one)"
+        )
+
+
+class EditInterruptedError(MirrorfsError):
+    """A signal ended a private edit: the decrypted copy was removed and nothing was written."""
+
+
 class SearchIndexError(MirrorfsError):
     """The search index cannot answer (corrupt, busy beyond waiting, bad query)."""
 

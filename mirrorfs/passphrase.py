@@ -19,11 +19,12 @@ import sys
 import warnings
 from pathlib import Path
 
-from mirrorfs.crypto import CONFIG_CHECK_KEY
+from mirrorfs.keys import has_key
 from mirrorfs.errors import (
     CryptoError,
     InvalidValueError,
     LockedError,
+    NoKeyError,
     WrongPassphraseError,
 )
 
@@ -191,17 +192,21 @@ def get_passphrase(**kwargs) -> str:
 _SOURCES = {"file": "--passphrase-file", "env": ENV_VAR, "keyring": "the OS keyring", "prompt": "the prompt"}
 
 
-def unlock_vault(vault, passphrase_file: str | os.PathLike | None = None) -> None:
+def unlock_vault(vault, passphrase_file: str | os.PathLike | None = None, *, create: bool = True) -> None:
     """Unlock *vault* from the usual sources; a wrong passphrase names where it came from.
 
-    The first unlock of a vault sets its key, so the prompt then asks twice.
+    A vault without a key yet gets this passphrase as its key when *create* is
+    true (the prompt then asks twice); with *create* false (a read) it raises
+    NoKeyError before asking for anything, and writes nothing.
     """
     if vault.unlocked:
         return
-    first = CONFIG_CHECK_KEY not in vault.config
+    first = not has_key(vault.config)
+    if first and not create:
+        raise NoKeyError()
     passphrase, source = find_passphrase(passphrase_file=passphrase_file, vault_id=vault.id, confirm=first)
     try:
-        vault.unlock(passphrase)
+        vault.unlock(passphrase, create=create)
     except WrongPassphraseError:
         raise WrongPassphraseError(
             f"wrong passphrase for this vault (from {_SOURCES.get(source, source)}); nothing was changed"

@@ -20,7 +20,6 @@ from mirrorfs.errors import (
     ConflictError,
     InvalidValueError,
     LockedError,
-    MirrorfsError,
     NotFoundError,
     PathOutsideVaultError,
     UnparseableNoteError,
@@ -32,7 +31,7 @@ from mirrorfs.memory import Memory
 from mirrorfs.session import Sessions
 from mirrorfs.slug import slugify
 
-FORMAT_VERSION = 1
+from mirrorfs.config import FORMAT_VERSION, load_config  # the config is mirrorfs.config's
 ENV_VAULT = "MIRRORFS_VAULT"
 ENV_INSTANCE = "MIRRORFS_INSTANCE"
 _INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -371,56 +370,42 @@ class Vault:
         """True between unlock() and lock()."""
         return self._keyring is not None
 
-    def unlock(self, passphrase) -> None:
+    def unlock(self, passphrase, *, create: bool = True) -> None:
         """Hold the vault's key in memory so secret sections can be read and written.
 
-        The first unlock of a vault creates its salt and a check value in
-        .mirrorfs/config.yaml (two lines appended, every other byte kept);
-        later unlocks verify the passphrase against that check and raise
+        A vault without a key yet gets this passphrase as its key (a salt and a
+        check value added to .mirrorfs/config.yaml, every other byte kept) when
+        *create* is true; with *create* false it raises NoKeyError and writes
+        nothing. Later unlocks verify the passphrase against the check and raise
         WrongPassphraseError, changing nothing, when it does not open it.
         *passphrase* is a str or a crypto.Keyring (to share derived keys).
         """
-        from mirrorfs import crypto
+        from mirrorfs import config, keys
 
-        keyring = passphrase if isinstance(passphrase, crypto.Keyring) else crypto.Keyring(passphrase)
-        config_path = self.root / CONFIG_FILE
-        found: dict[str, Any] = {}
+        keyring = passphrase if isinstance(passphrase, keys.Keyring) else keys.Keyring(passphrase)
+        own = keyring is not passphrase
+        found: list[bytes] = []
 
-        def change(data: bytes | None) -> bytes:
-            if data is None:
-                raise VaultNotFoundError(f"{config_path} disappeared")
-            try:
-                config = yaml.safe_load(data.decode("utf-8")) or {}
-            except (UnicodeDecodeError, yaml.YAMLError) as exc:
-                raise MirrorfsError(f"{config_path}: cannot read the vault config: {exc}") from None
-            salt_value = config.get(crypto.CONFIG_SALT_KEY)
-            check = config.get(crypto.CONFIG_CHECK_KEY)
-            if check and not salt_value:
-                raise crypto.CryptoError(f"{CONFIG_FILE} has {crypto.CONFIG_CHECK_KEY} but no {crypto.CONFIG_SALT_KEY}")
-            salt = crypto.decode_salt(salt_value) if salt_value else crypto.new_vault_salt()
-            found["salt"] = salt
-            if check:
-                crypto.verify_check(str(check), keyring)
-                return data
-            # First unlock: append (quoted, so YAML never reads base64 as anything else).
-            text = data.decode("utf-8")
-            newline = "\r\n" if "\r\n" in text else "\n"
-            if text and not text.endswith("\n"):
-                text += newline
-            lines = [] if salt_value else [f'{crypto.CONFIG_SALT_KEY}: "{crypto.encode_salt(salt)}"']
-            lines.append(f'{crypto.CONFIG_CHECK_KEY}: "{crypto.make_check(keyring, salt)}"')
-            return (text + newline.join(lines) + newline).encode("utf-8")
+        def change(current: dict) -> dict:
+            salt, added = keys.vault_key(current, keyring, create=create)
+            found.append(salt)
+            return added
 
-        self.store.update(config_path, change)
-        self.config = load_config(self.root)
-        self._salt = found["salt"]
+        try:
+            self.config = config.edit_config(self.store, self.root, change)
+        except BaseException:
+            if own:
+                keyring.forget()
+            raise
+        self.lock()
+        self._salt = found[-1]
         self._keyring = keyring
-        self._own_keyring = keyring is not passphrase
+        self._own_keyring = own
 
     def lock(self) -> None:
         """Forget the key (and the passphrase, when unlock() was given a str)."""
         keyring, self._keyring = self._keyring, None
-        if keyring is not None and getattr(self, "_own_keyring", False):
+        if keyring is not None and self._own_keyring:
             keyring.forget()
 
     @property
@@ -436,9 +421,6 @@ class Vault:
         self.keyring
         return self._salt
 
-    def is_unlocked_for_sealing(self) -> bool:
-        return self._keyring is not None
-
     def readable(self, text: str, errors: str = "placeholder") -> str:
         """*text* as a reader sees it: sections decrypted when unlocked, placeholders when locked.
 
@@ -452,28 +434,24 @@ class Vault:
 
     def seal_text(self, text: str) -> str:
         """Encrypt the ```secret blocks of *text*; LockedError when it has any and the vault is locked."""
-        from mirrorfs import crypto
+        from mirrorfs import secret_blocks
 
-        if not crypto.has_unsealed(text):
+        if not secret_blocks.has_unsealed(text):
             return text
         if self._keyring is None:
             raise LockedError(
                 "this text holds a ```secret block and the vault is locked; nothing was written "
                 "(give --passphrase-file PATH or set MIRRORFS_PASSPHRASE)"
             )
-        return crypto.seal_text(text, self._keyring, self._salt)
+        return secret_blocks.seal_text(text, self._keyring, self._salt)
 
     def seal_body(self, body: str) -> str:
         """Encrypt a whole body as one section (needs the vault unlocked)."""
-        from mirrorfs import crypto
+        from mirrorfs import secret_blocks
 
         if self._keyring is None:
             raise LockedError("unlock the vault to write secret memories (--passphrase-file or MIRRORFS_PASSPHRASE)")
-        newline = "\r\n" if "\r\n" in body else "\n"
-        plaintext = body.strip("\r\n")
-        if not plaintext.strip():
-            raise InvalidValueError("a secret needs some text")
-        return crypto.encrypt_section(plaintext, self._keyring, salt=self._salt) + newline
+        return secret_blocks.seal_body(body, self._keyring, self._salt)
 
     def remember(self, text: str, **kwargs: Any):
         """Write a new memory note; see Memory.add."""
@@ -481,22 +459,6 @@ class Vault:
 
     def __repr__(self) -> str:
         return f"<Vault {self.root} instance={self.instance}>"
-
-
-def load_config(root: Path) -> dict:
-    path = root / CONFIG_FILE
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise MirrorfsError(f"{path}: cannot read the vault config: {exc}") from None
-    if not isinstance(config, dict) or not config.get("vault_id"):
-        raise MirrorfsError(f"{path}: the vault config has no vault_id")
-    fmt = config.get("format", FORMAT_VERSION)
-    if isinstance(fmt, int) and fmt > FORMAT_VERSION:
-        raise MirrorfsError(
-            f"{path}: vault format {fmt} is newer than this mirrorfs understands ({FORMAT_VERSION}); upgrade mirrorfs"
-        )
-    return config
 
 
 def _load_yaml_file(path: Path) -> Any:
