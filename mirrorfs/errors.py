@@ -71,6 +71,10 @@ class LockedError(CryptoError):
     """The operation needs the vault unlocked."""
 
 
+class SnapshotStoreError(MirrorfsError):
+    """The store of last-seen versions cannot be used (misplaced or corrupt)."""
+
+
 class SearchIndexError(MirrorfsError):
     """The search index cannot answer (corrupt, busy beyond waiting, bad query)."""
 
