@@ -422,11 +422,21 @@ def merge_note(
 # -- keeping both versions, readably --------------------------------------------------------
 
 
-def keep_both(mine: notes.Note, theirs: notes.Note, label: str, today: dt.date | None = None) -> notes.Note:
+RESOLVE_BOTH = "`mirrorfs conflicts resolve --keep both`"
+
+
+def copy_source(copy: str) -> str:
+    """How the keep-both renderings name a sync tool's conflict copy: "the conflict copy `name`"."""
+    return f"the conflict copy `{copy}`"
+
+
+def keep_both(mine: notes.Note, theirs: notes.Note, source: str, today: dt.date | None = None,
+              kept_by: str = RESOLVE_BOTH) -> notes.Note:
     """*mine* followed by a section holding *theirs* (its front matter too, if it differs).
 
-    *label* names where the other version came from (a conflict copy's file
-    name). Every byte of *mine*'s text is kept; a person edits the result.
+    *source* says where the other version came from (`copy_source(...)`, or
+    a git branch), *kept_by* what kept both. Every byte of *mine*'s text is
+    kept, no `<<<<<<<` markers; a person edits the result in any editor.
     """
     nl = mine.newline
     body = mine.body
@@ -435,10 +445,9 @@ def keep_both(mine: notes.Note, theirs: notes.Note, label: str, today: dt.date |
     day = (today or dt.date.today()).isoformat()
     parts = [
         "",
-        f"## Other version, from the conflict copy `{Path(label).name}`",
+        f"## Other version, from {source}",
         "",
-        f"_Both versions kept by `mirrorfs conflicts resolve --keep both` on {day}: "
-        "edit this note and delete what you do not need._",
+        f"_Both versions kept by {kept_by} on {day}: edit this note and delete what you do not need._",
         "",
     ]
     if theirs.has_front_matter and theirs.fm_text != mine.fm_text:
@@ -469,7 +478,7 @@ def settle(mine: bytes, theirs: bytes, keep: str, original: str = "original", co
     elif m.is_session and t.is_session:
         assert m.note is not None and t.note is not None
         merged = merge_sessions(m.note, t.note, None, prefer="theirs" if keep == "theirs" else "mine",
-                                both_label=copy if keep == "both" else None, newer_front_matter=False)
+                                both_from=copy_source(copy) if keep == "both" else None, newer_front_matter=False)
         plan.kind, plan.data, plan.added_messages = "session", merged.note.render(), merged.added
     elif keep == "theirs":
         plan.data = theirs
@@ -479,7 +488,7 @@ def settle(mine: bytes, theirs: bytes, keep: str, original: str = "original", co
         if t.note is None:
             raise InvalidValueError(f"cannot keep both: {t.problem}; keep mine or theirs")
         assert m.note is not None
-        plan.data = keep_both(m.note, t.note, copy).render()
+        plan.data = keep_both(m.note, t.note, copy_source(Path(copy).name)).render()
     plan.lost_from_original = plan.data != mine and lost_any(m, plan.data)
     plan.lost_from_copy = lost_any(t, plan.data)
     return plan
@@ -516,11 +525,11 @@ def _trim_preamble(preamble: str) -> str:
     return "".join(lines)
 
 
-def _with_other_version(block: _Block, other: _Block, label: str, newline: str) -> str:
-    """A message block holding its own content and the other side's version of it."""
+def _with_other_version(block: _Block, other: _Block, source: str, newline: str) -> str:
+    """A message block holding its own content and the other side's version of it (from *source*)."""
     content = (
         block.message.content.rstrip("\n")
-        + f"\n\n_Other version of this message, from the conflict copy `{label}`:_\n\n"
+        + f"\n\n_Other version of this message, from {source}:_\n\n"
         + other.message.content
     )
     msg = msgs.Message(
@@ -545,14 +554,14 @@ def merge_sessions(
     theirs: notes.Note,
     base: notes.Note | None,
     prefer: str = "mine",
-    both_label: str | None = None,
+    both_from: str | None = None,
     newer_front_matter: bool = True,
 ) -> SessionMerge:
     """The union of two sessions' messages by id, ordered by time.
 
     A message that differs takes the side that changed it since *base*; one
-    edited on both sides takes *prefer*'s version, or with *both_label* holds
-    both versions. Front matter merges key by key, the side with the later
+    edited on both sides takes *prefer*'s version, or with *both_from* (where
+    the other version came from, e.g. `copy_source(...)`) holds both versions. Front matter merges key by key, the side with the later
     `updated` winning clashes (unless *newer_front_matter* is False: then
     mine's, or theirs' with prefer="theirs"); `tokens` is the sum over the
     messages. The original's bytes are kept when its messages come first.
@@ -564,9 +573,9 @@ def merge_sessions(
     base_session = base if base is not None and base.meta.get("type") == "session" else None
     m_pre, m_blocks = _split_session(mine.body, mine.newline)
     t_pre, t_blocks = _split_session(theirs.body, theirs.newline)
-    chosen, edited, added = _merge_messages(m_blocks, t_blocks, base_session, prefer, both_label, nl)
+    chosen, edited, added = _merge_messages(m_blocks, t_blocks, base_session, prefer, both_from, nl)
     order = msgs.merge([b.message for b in m_blocks], [b.message for b in t_blocks])
-    preamble, pre_conflict = _merge_preamble(m_pre, t_pre, base_session, prefer, both_label, nl)
+    preamble, pre_conflict = _merge_preamble(m_pre, t_pre, base_session, prefer, both_from, nl)
     texts = [chosen[m.id] for m in order]
     m_pre_n = same_newlines(m_pre, nl)
     mine_texts = [same_newlines(b.text, nl) for b in m_blocks]
@@ -585,7 +594,7 @@ def merge_sessions(
 
 def _merge_messages(
     m_blocks: list[_Block], t_blocks: list[_Block], base: notes.Note | None,
-    prefer: str, both_label: str | None, nl: str,
+    prefer: str, both_from: str | None, nl: str,
 ) -> tuple[dict[str, str], list[str], int]:
     """(block text chosen per id, ids edited differently on both sides, messages added from theirs)."""
     base_msgs = {m.id: m for m in msgs.parse(base.body)[1]} if base is not None else {}
@@ -605,8 +614,8 @@ def _merge_messages(
             chosen[mid] = same_newlines(mb.text, nl)
         else:
             edited.append(mid)
-            if both_label is not None:
-                chosen[mid] = same_newlines(_with_other_version(mb, tb, both_label, nl), nl)
+            if both_from is not None:
+                chosen[mid] = same_newlines(_with_other_version(mb, tb, both_from, nl), nl)
             else:
                 chosen[mid] = same_newlines((tb if prefer == "theirs" else mb).text, nl)
     added = 0
@@ -618,7 +627,7 @@ def _merge_messages(
 
 
 def _merge_preamble(
-    m_pre: str, t_pre: str, base: notes.Note | None, prefer: str, both_label: str | None, nl: str,
+    m_pre: str, t_pre: str, base: notes.Note | None, prefer: str, both_from: str | None, nl: str,
 ) -> tuple[str, str | None]:
     """The text before the first message, merged: (text, why it is in doubt or None)."""
     m_pre_n, t_pre_n = same_newlines(m_pre, nl), same_newlines(t_pre, nl)
@@ -628,7 +637,7 @@ def _merge_preamble(
     preamble, n = merge_text(base_pre, m_pre_n, t_pre_n, nl)
     if not n:
         return preamble, None
-    if both_label is not None:
+    if both_from is not None:
         preamble = "".join(union_lines(m_pre_n.splitlines(keepends=True), t_pre_n.splitlines(keepends=True)))
     elif prefer == "theirs":
         preamble = t_pre_n

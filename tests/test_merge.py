@@ -226,7 +226,8 @@ def test_a_message_edited_on_both_sides_is_reported_and_can_hold_both_versions()
     assert result.edited == [message(1, "", 0).id]
     assert msgs.parse(result.note.body)[1][0].content == "Lisbon"
     assert msgs.parse(merge.merge_sessions(mine, theirs, None, prefer="theirs").note.body)[1][0].content == "Sevilla"
-    both = merge.merge_sessions(mine, theirs, None, both_label="x.sync-conflict-20261121-100412-ABCDEF7.md")
+    both = merge.merge_sessions(mine, theirs, None,
+                                both_from=merge.copy_source("x.sync-conflict-20261121-100412-ABCDEF7.md"))
     assert msgs.parse(both.note.body)[1][0].content == (
         "Lisbon\n\n_Other version of this message, from the conflict copy "
         "`x.sync-conflict-20261121-100412-ABCDEF7.md`:_\n\nSevilla")
@@ -245,7 +246,7 @@ def test_a_preamble_changed_on_both_sides_is_in_doubt():
     theirs = session([message(1, "laptop", 0)]).with_body("Theirs first.\n" + msgs.render(message(1, "laptop", 0)))
     result = merge.merge_sessions(mine, theirs, None)
     assert result.preamble_conflict == "both sides changed the text before the first message"
-    both = merge.merge_sessions(mine, theirs, None, both_label="copy.md")
+    both = merge.merge_sessions(mine, theirs, None, both_from="the branch `phone`")
     assert both.note.body.startswith("Mine first.\nTheirs first.\n")
 
 
@@ -281,7 +282,8 @@ def test_plan_merge_says_what_each_side_would_lose():
 def test_keep_both_renders_the_other_version_below_without_markers():
     mine = note.parse(MEMORY.replace(b"Black", b"Rooibos"))
     theirs = note.parse(MEMORY.replace(b"Black", b"Chai").replace(b"title: Tea", b"title: Chai"))
-    both = merge.keep_both(mine, theirs, "memory/tea (Sam's conflicted copy 2026-11-21).md", dt.date(2026, 11, 21))
+    both = merge.keep_both(mine, theirs, merge.copy_source("tea (Sam's conflicted copy 2026-11-21).md"),
+                           dt.date(2026, 11, 21))
     assert both.render().decode() == (
         "---\ntitle: Tea\ntags: [drinks]\n---\nGreen tea in spring.\nRooibos tea in winter.\n"
         "\n## Other version, from the conflict copy `tea (Sam's conflicted copy 2026-11-21).md`\n\n"
@@ -296,9 +298,12 @@ def test_keep_both_renders_the_other_version_below_without_markers():
 def test_keep_both_of_crlf_notes_stays_crlf_and_skips_equal_front_matter():
     mine = note.parse(b"---\r\ntitle: T\r\n---\r\nmine\r\n")
     theirs = note.parse(b"---\ntitle: T\n---\ntheirs\n")
-    rendered = merge.keep_both(mine, theirs, "t.md", dt.date(2026, 11, 21)).render()
+    rendered = merge.keep_both(mine, theirs, "the branch `phone`", dt.date(2026, 11, 21),
+                               kept_by="the mirrorfs git merge driver").render()
     assert b"Front matter" in rendered  # the fences' text differs (CRLF vs LF)
-    same = merge.keep_both(mine, note.parse(b"---\r\ntitle: T\r\n---\r\ntheirs\r\n"), "t.md").render()
+    assert b"## Other version, from the branch `phone`\r\n" in rendered
+    assert b"_Both versions kept by the mirrorfs git merge driver on 2026-11-21: " in rendered
+    same = merge.keep_both(mine, note.parse(b"---\r\ntitle: T\r\n---\r\ntheirs\r\n"), "t").render()
     assert b"Front matter" not in same and b"\n" not in same.replace(b"\r\n", b"")
     assert same.endswith(b"\r\ntheirs\r\n")
 
