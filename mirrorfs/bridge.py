@@ -30,12 +30,12 @@ from mirrorfs.clock import now as local_now
 from mirrorfs.conflict_names import is_conflict_copy
 from mirrorfs.errors import InvalidValueError, NotFoundError, UnreadableNoteError
 from mirrorfs.ignore import is_ignored_name
+from mirrorfs.layout import BRIDGE_DIR as BRIDGE_DIR
 from mirrorfs.slug import title_from_text
 
 if TYPE_CHECKING:
     from mirrorfs.vault import Vault
 
-BRIDGE_DIR = "bridge"
 HUMAN = "human"
 ALL = "all"
 STATUSES = ("open", "answered")

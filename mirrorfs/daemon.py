@@ -25,7 +25,6 @@ import filelock
 
 from mirrorfs import conflicts, snapshots, storage
 from mirrorfs.errors import MirrorfsError, SearchIndexError
-from mirrorfs.conflict_names import is_conflict_copy
 from mirrorfs.reflections import OwnWrite, Reflector, merge_reflection, seal_reflection
 from mirrorfs.server import QueryServer
 from mirrorfs.vault import Vault
@@ -240,7 +239,7 @@ class WatchDaemon:
                 self._last_events.append(
                     {"time": _now(), "kind": change.kind, "path": change.path, "old_path": change.old_path}
                 )
-                if is_conflict_copy(change.path):
+                if conflicts.conflict_original(change.path) is not None:
                     if change.content is not None:
                         self._merge(change.path)
                     continue
@@ -300,27 +299,28 @@ class WatchDaemon:
             self._report(exc)
             return
         if writes:
-            self._own_event(seal_reflection(self.vault, path, sealed.render(), blocks[-1]), writes[-1:])
+            reflection = seal_reflection(self.vault, path, sealed.render(), blocks[-1])
+            self._reflector.record(reflection, writes[-1:])  # later looks fold the rewrite into it
+            self._emit(reflection)
 
     def _merge(self, copy: str) -> None:
         """Merge one conflict copy; its rewrite of the original is announced as this instance's own."""
         writes: list[OwnWrite] = []
+
+        def before_write(rel: str, old: bytes, new: bytes) -> None:
+            writes.append(self._reflector.expect(rel, old, new))
+
         with self._mutex:  # also called from the first-index thread
             try:
-                result = conflicts.merge_conflict(
-                    self.vault, copy, before_write=lambda rel, old, new: writes.append(self._reflector.expect(rel, old, new))
-                )
+                result = conflicts.merge_conflict(self.vault, copy, before_write=before_write)
             except MirrorfsError as exc:
                 self._report(exc)
                 return
             if result.status == "gone":
                 return
-            self._own_event(merge_reflection(self.vault, result), writes[-1:] if result.written else [])
-
-    def _own_event(self, reflection, writes: list[OwnWrite]) -> None:
-        """Log and show something this watcher did, with the rewrite it made (folded into it)."""
-        self._reflector.record(reflection, writes)
-        self._emit(reflection)
+            reflection = merge_reflection(self.vault, result)
+            self._reflector.record(reflection, writes[-1:] if result.written else [])
+            self._emit(reflection)
 
     def _emit(self, reflection) -> None:
         self.echo(reflection.line())

@@ -38,6 +38,14 @@ Green tea in spring.
 """
 
 
+def _next(q: queue.Queue, deadline: float, failure) -> object:
+    """The next item of *q*, or a test failure saying *failure()* once *deadline* passed."""
+    try:
+        return q.get(timeout=max(0.01, deadline - time.monotonic()))
+    except queue.Empty:
+        pytest.fail(failure())
+
+
 class Watch:
     """A running WatchDaemon whose printed lines and processed batches tests wait on."""
 
@@ -60,10 +68,7 @@ class Watch:
         """The next printed line satisfying *predicate* (every line is kept in `seen`)."""
         deadline = time.monotonic() + TIMEOUT
         while True:
-            try:
-                item = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                pytest.fail(f"timed out; saw {self.seen}")
+            item = _next(self.lines, deadline, lambda: f"timed out; saw {self.seen}")
             self.seen.append(item)
             if predicate(item):
                 return item
@@ -72,13 +77,9 @@ class Watch:
         """Wait until a batch delivered *rel* holding exactly *data*."""
         sha = storage.sha256(data)
         deadline = time.monotonic() + TIMEOUT
-        while True:
-            try:
-                batch = self.batches.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                pytest.fail(f"the watcher never delivered {rel} as {sha[:12]}")
-            if any(c.path == rel and c.sha256 == sha for c in batch):
-                return
+        while not any(c.path == rel and c.sha256 == sha for c in
+                      _next(self.batches, deadline, lambda: f"the watcher never delivered {rel} as {sha[:12]}")):
+            pass
 
     def drain(self) -> list[str]:
         while not self.lines.empty():
