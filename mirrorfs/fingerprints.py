@@ -24,6 +24,7 @@ import json
 import os
 from typing import Any
 
+from mirrorfs import crypto
 from mirrorfs import messages as msgs
 from mirrorfs import note as notes
 from mirrorfs import storage
@@ -88,7 +89,8 @@ def _title(kind: str, meta: dict, body: str, stem: str) -> str:
     elif kind == "soul":
         title = meta.get("name") or "SOUL.md"
     elif not title:
-        m = TITLE_HEADING.search(body)
+        # A heading inside a ```secret block not sealed yet is plaintext: it never becomes a title.
+        m = TITLE_HEADING.search(crypto.lock_placeholder(body) if crypto.has_unsealed(body) else body)
         title = m.group("title") if m else stem
     return str(title)
 

@@ -153,3 +153,21 @@ def test_an_announced_write_is_folded_only_from_the_bytes_it_replaced(vault):
     (vault.root / rel).write_bytes(after)
     record(vault, seal_reflection(vault, rel, after, 1), [write])
     assert [r.line() for r in vault_reflections(phone)] == ['laptop sealed a secret block in memory "Tea" (memory/tea.md)']
+
+
+def test_a_heading_inside_a_secret_block_never_titles_a_reflection(vault):
+    """The line a person's save gets (and the cursor on disk) must not carry the block's plaintext."""
+    from mirrorfs.fingerprints import fingerprint
+
+    rel = "memory/pin.md"
+    typed = b"```secret\n# PIN is 4711\n```\n\n# Bank\n"
+    assert fingerprint(rel, typed)[0]["t"] == "Bank"
+    assert fingerprint(rel, b"```secret\n# PIN is 4711\n```\n")[0]["t"] == "pin"
+    feed = Reflector(vault)
+    feed.start()
+    (vault.root / rel).write_bytes(typed)
+    assert [r.line() for r in feed.change(rel, typed)] == ['human added memory "Bank" (memory/pin.md)']
+    vault_reflections(vault, mark_read=True)
+    from mirrorfs.reflections import cursor_path
+
+    assert b"4711" not in cursor_path(vault).read_bytes()
