@@ -30,23 +30,24 @@ from mirrorfs.clock import now as local_now
 from mirrorfs.conflict_names import is_conflict_copy
 from mirrorfs.errors import InvalidValueError, NotFoundError, UnreadableNoteError
 from mirrorfs.ignore import is_ignored_name
+from mirrorfs.layout import BRIDGE_DIR as BRIDGE_DIR
 from mirrorfs.slug import title_from_text
 
 if TYPE_CHECKING:
     from mirrorfs.vault import Vault
 
-BRIDGE_DIR = "bridge"
 HUMAN = "human"
 ALL = "all"
 STATUSES = ("open", "answered")
 # The heading `answer` writes; any level counts, so a person may type one too.
 ANSWER_HEADING = re.compile(r"^#{1,6}[ \t]+Answer from[ \t]+(?P<who>[^\s·]+)", re.M)
-_H1 = re.compile(r"^#[ \t]+(?P<title>.+?)[ \t]*#*[ \t]*$", re.M)
+# A note's first level-1 heading: its title when the front matter names none.
+TITLE_HEADING = re.compile(r"^#[ \t]+(?P<title>.+?)[ \t]*#*[ \t]*$", re.M)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
-
-def _names(value: Any) -> list[str]:
+def split_names(value: Any) -> list[str]:
+    """Names from `to:` as people write it: `all`, `phone, laptop`, or a YAML list."""
     if value is None:
         return []
     if isinstance(value, str):
@@ -59,7 +60,7 @@ def _names(value: Any) -> list[str]:
 def normalise_to(to: str | Iterable[str] | None) -> list[str]:
     """`"all"`, `"phone"`, `"phone,laptop"` or a list -> a checked list of names."""
     # Instance names are lowercase, so `ALL` or `Phone` can only mean all / phone.
-    names = [n.lower() for n in _names(to)] if to is not None else [ALL]
+    names = [n.lower() for n in split_names(to)] if to is not None else [ALL]
     if not names:
         raise InvalidValueError("address the bridge note to `all` or to instance names, e.g. --to phone")
     for name in names:
@@ -95,7 +96,7 @@ class BridgeNote:
         title = self.meta.get("title")
         if title:
             return str(title)
-        m = _H1.search(self.note.body)
+        m = TITLE_HEADING.search(self.note.body)
         return m.group("title") if m else Path(self.path).stem
 
     @property
@@ -104,7 +105,7 @@ class BridgeNote:
 
     @property
     def to(self) -> list[str]:
-        return _names(self.meta.get("to")) or [ALL]
+        return split_names(self.meta.get("to")) or [ALL]
 
     @property
     def answers(self) -> list[str]:

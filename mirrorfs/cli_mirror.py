@@ -52,8 +52,8 @@ def reflections_cmd(vault: Vault, since: str | None, mark_read: bool, as_json: b
 
     One line per reflection: new or changed memories, sessions and messages,
     SOUL.md edits, intentions, bridge notes addressed to you, edits made in an
-    editor (by `human`) and merged conflict copies. The first look, before any
-    --mark-read, shows the last 7 days.
+    editor (by `human`), merged conflict copies and blocks the watcher sealed.
+    The first look, before any --mark-read, shows the last 7 days.
 
     \b
     Examples:

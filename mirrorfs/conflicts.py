@@ -15,49 +15,53 @@ change across, the tool keeps one version under the note's name (the winner:
   is, leaves the copy where it is, and records an open conflict for the
   person who bridges the instances (`mirrorfs conflicts list|show|resolve`).
 
-A merged file is written through the one write path (compare-and-swap against
-the bytes that were read, retried when the original changed meanwhile); the
-copy is removed only after that write is durable. Whatever text a merge drops
-from either side (a line one side deleted, a front-matter value the other side
-replaced) is first put in the vault's trash, so every line of both sides is in
-the result, in a kept copy, or in `.mirrorfs/trash/`.
+The merges themselves are pure and live in `mirrorfs.merge`; this module reads
+and writes. A merged file is written through the one write path
+(compare-and-swap against the bytes that were read, retried when the original
+changed meanwhile); the copy is removed only after that write is durable.
+Whatever text a merge drops from either side (a line one side deleted, a
+front-matter value the other side replaced) is first put in the vault's trash
+(`mirrorfs.trash`), so every line of both sides is in the result, in a kept
+copy, or in `.mirrorfs/trash/`.
 """
 
 from __future__ import annotations
 
-import collections
-import datetime as dt
 import difflib
 import json
 import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable
 
-from mirrorfs import ignore, snapshots, storage
-from mirrorfs import messages as msgs
+from mirrorfs import ignore, snapshots, storage, trash
 from mirrorfs import note as notes
-from mirrorfs.clock import time_or_none
+from mirrorfs.clock import timestamp
 
-# Conflict names are read by mirrorfs.conflict_names; re-exported for callers of this module.
+# Conflict names are read by mirrorfs.conflict_names and the merges done by
+# mirrorfs.merge; both are re-exported for callers of this module.
 from mirrorfs.conflict_names import TOOLS as TOOLS
 from mirrorfs.conflict_names import ConflictName as ConflictName
 from mirrorfs.conflict_names import conflict_original as conflict_original
 from mirrorfs.conflict_names import parse_conflict_name as parse_conflict_name
-from mirrorfs.errors import (
-    ConflictError,
-    InvalidValueError,
-    MirrorfsError,
-    NotFoundError,
-    UnreadableNoteError,
-)
-from mirrorfs.layout import TRASH_DIR
+from mirrorfs.errors import ConflictError, InvalidValueError, MirrorfsError, NotFoundError, UnreadableNoteError
+from mirrorfs.merge import KEEP as KEEP
+from mirrorfs.merge import KEPT_BOTH as KEPT_BOTH
+from mirrorfs.merge import MERGED as MERGED
+from mirrorfs.merge import NEEDS_PERSON as NEEDS_PERSON
+from mirrorfs.merge import RESOLVED as RESOLVED
+from mirrorfs.merge import Plan as Plan
+from mirrorfs.merge import merge_meta as merge_meta
+from mirrorfs.merge import merge_text as merge_text
+from mirrorfs.merge import plan_merge, settle
 
 if TYPE_CHECKING:
     from mirrorfs.vault import Vault
 
-# Recognising conflict copies: the table in mirrorfs.conflict_names.
+GONE = "gone"  # the copy was no longer there
+MERGE_RETRIES = 10
+REGISTRY = "conflicts.json"
 
 
 def find_conflicts(vault: "Vault") -> list[ConflictName]:
@@ -68,27 +72,6 @@ def find_conflicts(vault: "Vault") -> list[ConflictName]:
         if name is not None:
             found.append(name)
     return found
-
-
-# -- merge results ---------------------------------------------------------------
-
-MERGED = "merged"  # the copy is merged into the original and removed
-KEPT_BOTH = "kept_both"  # both sides changed the same text: both kept, a person decides
-NEEDS_PERSON = "needs_person"  # not something mirrorfs merges (binary, broken YAML, ...)
-GONE = "gone"  # the copy was no longer there
-RESOLVED = "resolved"  # a person settled it with resolve()
-
-# Front matter values that change on every write: the newer one is taken and the
-# older one is not worth keeping in the trash.
-BOOKKEEPING_KEYS = frozenset({"updated", "updated_by", "tokens", "last_seen"})
-# Lists merged as sets (an item added on either side is kept).
-SET_KEYS = frozenset({"tags", "aliases", "intentions"})
-# How many earlier versions a three-way merge is tried against: the merge must
-# come out the same against each, otherwise which one is the common base is
-# uncertain and a person decides.
-BASE_CANDIDATES = 2
-MERGE_RETRIES = 10
-REGISTRY = "conflicts.json"
 
 
 @dataclass
@@ -142,511 +125,6 @@ def _quote(path: str) -> str:
     return f'"{path}"' if re.search(r"[\s'\"()]", path) else path
 
 
-# -- reading sides -----------------------------------------------------------------
-
-
-@dataclass
-class _Side:
-    data: bytes
-    note: notes.Note | None  # None: not text (binary, bad UTF-8)
-    problem: str | None  # why this side cannot be merged automatically
-
-    @property
-    def type(self) -> Any:
-        return self.note.meta.get("type") if self.note is not None else None
-
-
-def _side(data: bytes, path: str) -> _Side:
-    if len(data) > notes.DEFAULT_MAX_BYTES:
-        return _Side(data, None, f"{path} is larger than {notes.DEFAULT_MAX_BYTES} bytes")
-    try:
-        note = notes.parse(data, path)
-    except UnreadableNoteError as exc:
-        return _Side(data, None, exc.reason if "binary" not in exc.reason else f"{path} is binary")
-    if note.error:
-        return _Side(data, note, f"{path}: front matter cannot be parsed: {note.error}")
-    return _Side(data, note, None)
-
-
-# -- line bookkeeping (what a merge keeps and drops) --------------------------------
-
-_TOP_KEY = re.compile(r"^(['\"]?)([^\s#'\"][^:]*?)\1\s*:(?:\s|$)")
-
-
-def _content_lines(note: notes.Note) -> collections.Counter:
-    """Non-blank lines of a note, minus front matter lines of bookkeeping keys."""
-    lines: list[str] = []
-    key = None
-    for line in note.fm_text.splitlines():
-        m = _TOP_KEY.match(line)
-        if m and not line[:1].isspace():
-            key = m.group(2).strip()
-        elif line and not line[:1].isspace() and not line.startswith("-"):
-            key = None
-        if key in BOOKKEEPING_KEYS or not line.strip():
-            continue
-        lines.append(line.rstrip("\r\n"))
-    lines += [ln for ln in note.body.splitlines() if ln.strip()]
-    return collections.Counter(lines)
-
-
-def _lost(side: notes.Note, merged: notes.Note) -> bool:
-    """True when some content line of *side* is not in *merged*."""
-    return bool(_content_lines(side) - _content_lines(merged))
-
-
-# -- text and front matter merges -------------------------------------------------
-
-
-def _is_subsequence(short: list[str], long: list[str]) -> bool:
-    it = iter(long)
-    return all(any(x == y for y in it) for x in short)
-
-
-def _union(a: list[str], b: list[str]) -> list[str]:
-    """Every line of *a* and *b*, shared runs once, *a*'s lines first where they differ."""
-    out: list[str] = []
-    sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    for op, i1, i2, j1, j2 in sm.get_opcodes():
-        if op == "equal":
-            out += a[i1:i2]
-        else:
-            out += a[i1:i2] + b[j1:j2]
-    return out
-
-
-def _same_newlines(text: str, newline: str) -> str:
-    if newline == "\n":
-        return text.replace("\r\n", "\n")
-    return text.replace("\r\n", "\n").replace("\n", "\r\n")
-
-
-def merge_text(base: str | None, mine: str, theirs: str, newline: str = "\n") -> tuple[str, int]:
-    """Three-way merge of two texts line by line: (result, conflicting regions).
-
-    Conflicting regions come out as *mine*'s lines. Where both sides inserted
-    different lines at the same place (nothing of the base changed there) both
-    insertions are kept, mine's first: nothing is lost and nothing is in doubt
-    but the order. Without a base the merge succeeds only when one side holds
-    every line of the other in order (a pure addition).
-    """
-    if mine == theirs:
-        return mine, 0
-    a = mine.splitlines(keepends=True)
-    b = theirs.splitlines(keepends=True)
-    if base is None:
-        if _is_subsequence(b, a):
-            return mine, 0
-        if _is_subsequence(a, b):
-            return theirs, 0
-        return mine, 1
-    # A last line without its line ending must still equal the same line with one.
-    a, b, z = (_end_lines(x, newline) for x in (a, b, base.splitlines(keepends=True)))
-    out: list[str] = []
-    conflicts = 0
-    for zs, xs, ys in _diff3(z, a, b):
-        if xs == zs:
-            out += ys  # changed on their side only (or nowhere)
-        elif ys == zs or xs == ys:
-            out += xs  # changed on our side only, or the same way on both
-        elif not zs:
-            out += _union(xs, ys)  # both inserted at the same place: keep both
-        else:
-            conflicts += 1
-            out += xs
-    text = "".join(out)
-    if not mine.endswith("\n") and not theirs.endswith("\n") and text.endswith(newline):
-        text = text[: -len(newline)]
-    return text, conflicts
-
-
-def _matches(base: list[str], side: list[str]) -> list[tuple[int, int, int]]:
-    return difflib.SequenceMatcher(None, base, side, autojunk=False).get_matching_blocks()
-
-
-def _diff3(base: list[str], a: list[str], b: list[str]) -> Iterable[tuple[list[str], list[str], list[str]]]:
-    """Chunks (base, a, b) of a three-way diff, in order (the classic diff3).
-
-    Lines of the base that both sides kept unchanged ("sync regions", where
-    the base-to-a and base-to-b matches overlap) anchor the alignment; the
-    chunks between them are what either side changed. A sync region comes out
-    as a chunk with all three parts equal.
-    """
-    ma, mb = _matches(base, a), _matches(base, b)
-    syncs: list[tuple[int, int, int, int]] = []  # (base start, a start, b start, length)
-    i = j = 0
-    while i < len(ma) and j < len(mb):
-        za, xa, na = ma[i]
-        zb, yb, nb = mb[j]
-        start, end = max(za, zb), min(za + na, zb + nb)
-        if start < end:
-            syncs.append((start, xa + start - za, yb + start - zb, end - start))
-        if za + na < zb + nb:
-            i += 1
-        else:
-            j += 1
-    syncs.append((len(base), len(a), len(b), 0))
-    z0 = x0 = y0 = 0
-    for zs, xs, ys, n in syncs:
-        if zs > z0 or xs > x0 or ys > y0:
-            yield base[z0:zs], a[x0:xs], b[y0:ys]
-        if n:
-            yield base[zs:zs + n], a[xs:xs + n], b[ys:ys + n]
-        z0, x0, y0 = zs + n, xs + n, ys + n
-
-
-def _end_lines(lines: list[str], newline: str) -> list[str]:
-    if lines and not lines[-1].endswith("\n"):
-        lines = lines[:-1] + [lines[-1] + newline]
-    return lines
-
-
-_MISSING = object()
-
-
-def _as_list(value: Any) -> list | None:
-    if isinstance(value, list):
-        return value
-    return None
-
-
-def _set_merge(base: Any, mine: list, theirs: list) -> list:
-    """Items kept on both sides or added on either; removals honoured when there is a base."""
-    b = _as_list(base) if base is not _MISSING else None
-    if b is None:
-        return mine + [x for x in theirs if x not in mine]
-    kept = [x for x in mine if x in theirs or x not in b]
-    return kept + [x for x in theirs if x not in mine and x not in b]
-
-
-def _newer(mine_meta: dict, theirs_meta: dict) -> str:
-    """'theirs' when the copy's `updated` is later than the original's, else 'mine'."""
-    m, t = time_or_none(mine_meta.get("updated")), time_or_none(theirs_meta.get("updated"))
-    if t is not None and (m is None or t > m):
-        return "theirs"
-    return "mine"
-
-
-def merge_meta(
-    base: dict | None, mine: dict, theirs: dict, newer_wins: bool = False, union_tags: bool = False
-) -> tuple[dict, list[str]]:
-    """Merge front matter key by key: (merged mapping, keys in conflict).
-
-    A key changed on one side only takes that side's value; list keys (tags,
-    aliases, intentions) merge as sets; `updated`/`last_seen` take the later
-    time and `updated_by` follows `updated`. Anything else changed differently
-    on both sides is a conflict, unless *newer_wins* (sessions), where the side
-    with the later `updated` wins.
-    """
-    newer = _newer(mine, theirs)
-    out: dict = {}
-    conflicts: list[str] = []
-    keys = list(mine) + [k for k in theirs if k not in mine]
-    for key in keys:
-        m, t = mine.get(key, _MISSING), theirs.get(key, _MISSING)
-        b = base.get(key, _MISSING) if base is not None else _MISSING
-        if m == t:
-            value = m
-        elif key in ("updated", "last_seen") and (time_or_none(m) or time_or_none(t)):
-            tm, tt = time_or_none(m), time_or_none(t)
-            value = m if tm is not None and (tt is None or tm >= tt) else t
-        elif key == "updated_by":
-            first, second = (t, m) if newer == "theirs" else (m, t)
-            value = first if first is not _MISSING else second
-        elif key in SET_KEYS and (isinstance(m, list) or m is _MISSING) and (isinstance(t, list) or t is _MISSING):
-            value = _set_merge(_MISSING if union_tags else b, m if m is not _MISSING else [], t if t is not _MISSING else [])
-        elif base is not None and t == b:
-            value = m
-        elif base is not None and m == b:
-            value = t
-        elif newer_wins:
-            value = t if newer == "theirs" else m
-        else:
-            conflicts.append(str(key))
-            value = m
-        if value is not _MISSING:
-            out[key] = value
-    return out, conflicts
-
-
-def _apply_meta(template: notes.Note, merged: dict) -> notes.Note:
-    """*template* with its front matter changed to *merged*, other lines untouched."""
-    note = template
-    for key in [k for k in note.meta if k not in merged]:
-        note = note.unset(key)
-    for key, value in merged.items():
-        if note.meta.get(key, _MISSING) != value:
-            note = note.set(key, value)
-    return note
-
-
-# -- planning a merge (no I/O) -----------------------------------------------------
-
-
-@dataclass
-class Plan:
-    """The outcome of merging two sides in memory."""
-
-    status: str
-    kind: str
-    data: bytes | None = None  # what the original should hold (None: leave it)
-    reason: str = ""
-    conflict: str | None = None
-    added_messages: int = 0
-    added_lines: int = 0
-    removed_lines: int = 0
-    lost_from_original: bool = False  # put the original's bytes in the trash first
-    lost_from_copy: bool = False  # move the copy to the trash instead of deleting it
-
-
-def plan_merge(
-    mine: bytes,
-    theirs: bytes,
-    bases: Iterable[bytes] = (),
-    original: str = "original",
-    copy: str = "copy",
-) -> Plan:
-    """Decide how the copy (*theirs*) merges into the original (*mine*).
-
-    *bases* are earlier versions of the note this device saw, newest first;
-    versions equal to either side are skipped (they are a side, not a base).
-    """
-    if mine == theirs:
-        return Plan(MERGED, "note", data=mine, reason="the copy is identical to the original")
-    m, t = _side(mine, original), _side(theirs, copy)
-    for side in (m, t):
-        if side.problem:
-            kind = "binary" if side.note is None else "unparseable"
-            return Plan(NEEDS_PERSON, "file", reason=side.problem, conflict=kind)
-    assert m.note is not None and t.note is not None
-    if (m.type == "session") != (t.type == "session"):
-        return Plan(
-            NEEDS_PERSON, "file", conflict="type",
-            reason=f"one side is a session and the other is not (type {m.type!r} / {t.type!r})",
-        )
-    base_notes = []
-    for data in bases:
-        if data == mine or data == theirs:
-            continue
-        b = _side(data, original)
-        if b.note is not None and b.problem is None:
-            base_notes.append(b.note)
-    if m.type == "session":
-        return _plan_session(m.note, t.note, base_notes[0] if base_notes else None)
-    return _plan_note(m.note, t.note, base_notes[:BASE_CANDIDATES])
-
-
-def _plan_note(mine: notes.Note, theirs: notes.Note, bases: list[notes.Note]) -> Plan:
-    attempts = [_merge_note(b, mine, theirs) for b in bases] or [_merge_note(None, mine, theirs)]
-    merged, conflict, reason = attempts[0]
-    if merged is not None and any(other[0] is None or other[0].render() != merged.render() for other in attempts[1:]):
-        merged, conflict = None, "base_uncertain"
-        reason = "the merge comes out differently against the earlier versions this device saw"
-    if merged is None:
-        return Plan(KEPT_BOTH, "note", reason=reason, conflict=conflict)
-    mine_lines, merged_lines = _content_lines(mine), _content_lines(merged)
-    return Plan(
-        MERGED, "note",
-        data=merged.render(),
-        reason="merged three ways" if bases else "one side only added lines",
-        added_lines=sum((merged_lines - mine_lines).values()),
-        removed_lines=sum((mine_lines - merged_lines).values()),
-        lost_from_original=_lost(mine, merged),
-        lost_from_copy=_lost(theirs, merged),
-    )
-
-
-def _merge_note(
-    base: notes.Note | None, mine: notes.Note, theirs: notes.Note
-) -> tuple[notes.Note | None, str | None, str]:
-    """(merged note or None, conflict kind, reason)."""
-    meta, key_conflicts = merge_meta(base.meta if base else None, mine.meta, theirs.meta)
-    if key_conflicts:
-        return None, "front_matter", "both sides changed " + ", ".join(key_conflicts) + " differently"
-    nl = mine.newline
-    body, conflicts = merge_text(
-        _same_newlines(base.body, nl) if base is not None else None,
-        mine.body,
-        _same_newlines(theirs.body, nl),
-        nl,
-    )
-    if conflicts:
-        if base is None:
-            return None, "no_base", "no earlier version of this note is known on this device to merge against"
-        return None, "lines", f"both sides changed the same lines ({conflicts} place{'s' if conflicts > 1 else ''})"
-    try:
-        merged = _apply_meta(mine, meta).with_body(body)
-    except MirrorfsError as exc:
-        return None, "front_matter", f"the merged front matter cannot be written safely: {exc}"
-    return merged, None, ""
-
-
-# -- sessions ------------------------------------------------------------------------
-
-
-@dataclass
-class _Block:
-    message: msgs.Message
-    text: str  # heading line to the end of the content, one line ending at the end
-
-
-def _split_session(body: str, newline: str) -> tuple[str, list[_Block]]:
-    """Preamble and message blocks, each block's bytes as in the file."""
-    found = msgs.blocks(body)
-    if not found:
-        return body, []
-    blocks = []
-    for block in found:
-        text = re.sub(r"(\r?\n)(?:[ \t]*\r?\n)*[ \t]*\Z", r"\1", body[block.start:block.end])
-        if not text.endswith("\n"):
-            text += newline
-        blocks.append(_Block(msgs.message_of(body, block), text))
-    return body[: found[0].start], blocks
-
-
-def _trim_preamble(preamble: str) -> str:
-    """The preamble without the blank line each message block starts with."""
-    lines = preamble.splitlines(keepends=True)
-    if lines and not lines[-1].strip():
-        lines.pop()
-    return "".join(lines)
-
-
-def _render_blocks(preamble: str, blocks: list[str], newline: str) -> str:
-    return _trim_preamble(preamble) + "".join(newline + b for b in blocks)
-
-
-def _with_other_version(block: _Block, other: _Block, copy: str, newline: str) -> str:
-    """A message block holding its own content and the other side's version of it."""
-    content = (
-        block.message.content.rstrip("\n")
-        + f"\n\n_Other version of this message, from the conflict copy `{copy}`:_\n\n"
-        + other.message.content
-    )
-    msg = msgs.Message(
-        id=block.message.id, role=block.message.role, time=block.message.time,
-        instance=block.message.instance, content=content, meta=dict(block.message.meta),
-    )
-    return msgs.render(msg, newline)[len(newline):]
-
-
-def _session_result(
-    mine: notes.Note,
-    theirs: notes.Note,
-    base: notes.Note | None,
-    prefer: str = "mine",
-    both_copy: str | None = None,
-    newer_front_matter: bool = True,
-) -> tuple[notes.Note, list[str], int, str | None]:
-    """(merged session, ids edited differently on both sides, messages added, preamble conflict)."""
-    template = theirs if (newer_front_matter and _newer(mine.meta, theirs.meta) == "theirs") else mine
-    if prefer == "theirs":
-        template = theirs
-    nl = template.newline
-    m_pre, m_blocks = _split_session(mine.body, mine.newline)
-    t_pre, t_blocks = _split_session(theirs.body, theirs.newline)
-    base_msgs: dict[str, msgs.Message] = {}
-    if base is not None and base.meta.get("type") == "session":
-        base_msgs = {m.id: m for m in msgs.parse(base.body)[1]}
-    by_id_m = {b.message.id: b for b in m_blocks}
-    by_id_t = {b.message.id: b for b in t_blocks}
-    chosen: dict[str, str] = {}
-    edited: list[str] = []
-    for mid, mb in by_id_m.items():
-        tb = by_id_t.get(mid)
-        if tb is None or tb.message == mb.message:
-            chosen[mid] = _same_newlines(mb.text, nl)
-            continue
-        b = base_msgs.get(mid)
-        if b is not None and b == mb.message:
-            chosen[mid] = _same_newlines(tb.text, nl)
-        elif b is not None and b == tb.message:
-            chosen[mid] = _same_newlines(mb.text, nl)
-        else:
-            edited.append(mid)
-            if both_copy is not None:
-                chosen[mid] = _same_newlines(_with_other_version(mb, tb, both_copy, nl), nl)
-            else:
-                chosen[mid] = _same_newlines((tb if prefer == "theirs" else mb).text, nl)
-    added = 0
-    for mid, tb in by_id_t.items():
-        if mid not in chosen:
-            chosen[mid] = _same_newlines(tb.text, nl)
-            added += 1
-    order = msgs.merge([b.message for b in m_blocks], [b.message for b in t_blocks])
-    base_pre = base.body if base is not None and base.meta.get("type") == "session" else None
-    if base_pre is not None:
-        base_pre = msgs.parse(base_pre)[0]
-    m_pre_n, t_pre_n = _same_newlines(m_pre, nl), _same_newlines(t_pre, nl)
-    pre_conflict = None
-    if m_pre_n.strip() == t_pre_n.strip():
-        preamble = m_pre_n if prefer != "theirs" else t_pre_n
-    else:
-        preamble, n = merge_text(_same_newlines(base_pre, nl) if base_pre is not None else None, m_pre_n, t_pre_n, nl)
-        if n:
-            pre_conflict = "both sides changed the text before the first message"
-            if both_copy is not None:
-                preamble = _union(m_pre_n.splitlines(keepends=True), t_pre_n.splitlines(keepends=True))
-                preamble = "".join(preamble)
-            elif prefer == "theirs":
-                preamble = t_pre_n
-    texts = [chosen[m.id] for m in order]
-    mine_texts = [_same_newlines(b.text, nl) for b in m_blocks]
-    if preamble == m_pre_n and texts[: len(mine_texts)] == mine_texts and nl == mine.newline:
-        # The original's messages come first, unchanged: keep its bytes and
-        # append the rest, so a merge that only adds never rewrites a line.
-        body = mine.body
-        if len(texts) > len(mine_texts):
-            body = re.sub(r"(?:\r?\n[ \t]*)*\Z", "", body)
-            body = (body + nl if body else "") + "".join(nl + t for t in texts[len(mine_texts):])
-    else:
-        body = _render_blocks(preamble, texts, nl)
-    meta, _ = merge_meta(
-        base.meta if base is not None else None, mine.meta, theirs.meta, newer_wins=True, union_tags=True,
-    )
-    if prefer == "theirs":
-        meta = {**meta, **{k: v for k, v in theirs.meta.items() if k not in ("tags",)}}
-    elif not newer_front_matter:
-        meta = {**meta, **{k: v for k, v in mine.meta.items() if k not in ("tags",)}}
-    if "tokens" in meta:
-        total = sum(int(m.meta.get("tokens") or 0) for m in order if isinstance(m.meta.get("tokens"), int))
-        if total:
-            meta["tokens"] = total
-    merged = _apply_meta(template, meta).with_body(body)
-    return merged, edited, added, pre_conflict
-
-
-def _plan_session(mine: notes.Note, theirs: notes.Note, base: notes.Note | None) -> Plan:
-    try:
-        merged, edited, added, pre_conflict = _session_result(mine, theirs, base)
-    except MirrorfsError as exc:
-        return Plan(NEEDS_PERSON, "session", conflict="front_matter", reason=f"cannot merge the front matter: {exc}")
-    if edited or pre_conflict:
-        # Keep the union of messages in the original anyway (sessions are
-        # append-only and keep growing), with this side's version of whatever
-        # both sides edited and its own front matter; the copy keeps the rest.
-        partial, _, _, _ = _session_result(mine, theirs, base, newer_front_matter=False)
-        reason = pre_conflict or (
-            f"{len(edited)} message{'s were' if len(edited) > 1 else ' was'} edited differently on both sides"
-        )
-        return Plan(
-            KEPT_BOTH, "session",
-            data=partial.render() if not _lost(mine, partial) else None,
-            reason=reason,
-            conflict="preamble" if pre_conflict else "messages",
-            added_messages=added,
-        )
-    data = merged.render()
-    return Plan(
-        MERGED, "session",
-        data=data,
-        reason="union of messages",
-        added_messages=added,
-        lost_from_original=_lost(mine, merged),
-        lost_from_copy=_lost(theirs, merged),
-    )
-
-
 # -- the open-conflict registry (per device, in the state folder) ---------------------
 
 
@@ -695,18 +173,16 @@ def _update_registry(vault: "Vault", change: Callable[[dict[str, dict]], None]) 
             storage.atomic_write(path, data.encode("utf-8"))
 
 
+def _entry(name: ConflictName, status: str, conflict: str | None, reason: str, detected: str) -> OpenConflict:
+    return OpenConflict(
+        copy=name.relpath, original=name.original, tool=name.tool, device=name.device,
+        time=name.time.isoformat() if name.time else None, status=status, conflict=conflict,
+        reason=reason, detected=detected,
+    )
+
+
 def _record_open(vault: "Vault", name: ConflictName, result: MergeResult) -> None:
-    entry = OpenConflict(
-        copy=name.relpath,
-        original=name.original,
-        tool=name.tool,
-        device=name.device,
-        time=name.time.isoformat() if name.time else None,
-        status=result.status,
-        conflict=result.conflict,
-        reason=result.reason,
-        detected=dt.datetime.now().astimezone().replace(microsecond=0).isoformat(),
-    ).to_dict()
+    entry = _entry(name, result.status, result.conflict, result.reason, timestamp().isoformat()).to_dict()
 
     def change(entries: dict) -> None:
         old = entries.get(name.relpath)
@@ -732,11 +208,7 @@ def list_open(vault: "Vault", scan: bool = True) -> list[OpenConflict]:
         known = {c.copy for c in found}
         for name in find_conflicts(vault):
             if name.relpath not in known:
-                found.append(OpenConflict(
-                    copy=name.relpath, original=name.original, tool=name.tool, device=name.device,
-                    time=name.time.isoformat() if name.time else None, status="pending", conflict=None,
-                    reason="not merged yet (mirrorfs conflicts merge)", detected="",
-                ))
+                found.append(_entry(name, "pending", None, "not merged yet (mirrorfs conflicts merge)", ""))
     return sorted(found, key=lambda c: (c.original, c.copy))
 
 
@@ -751,24 +223,6 @@ def _name_of(vault: "Vault", path: str | os.PathLike) -> ConflictName:
     return name
 
 
-def _trash_stamp() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-
-
-def _trash_bytes(vault: "Vault", relpath: str, data: bytes) -> str:
-    """Put a copy of *data* in the vault trash under *relpath*; its vault-relative path."""
-    target = f"{TRASH_DIR}/{_trash_stamp()}/{relpath}"
-    vault.store.create(vault.root / target, data)
-    return target
-
-
-def _trash_file(vault: "Vault", relpath: str, sha: str) -> str:
-    """Move the file at *relpath* (still hashing to *sha*) to the vault trash."""
-    target = f"{TRASH_DIR}/{_trash_stamp()}/{relpath}"
-    vault.store.move(vault.root / relpath, vault.root / target, sha)
-    return target
-
-
 def _remember(vault: "Vault", relpath: str, data: bytes) -> None:
     try:
         snapshots.remember(vault, relpath, data)
@@ -776,47 +230,32 @@ def _remember(vault: "Vault", relpath: str, data: bytes) -> None:
         pass  # a missing base later only means a person decides
 
 
+class _MissingOriginal(Exception):
+    pass
+
+
 def merge_conflict(
     vault: "Vault",
     copy_relpath: str | os.PathLike,
     on_written: Callable[[str, bytes], None] | None = None,
+    before_write: Callable[[str, bytes, bytes], None] | None = None,
 ) -> MergeResult:
     """Merge one conflict copy into its original, or keep both and record it.
 
-    *on_written(original_relpath, data)* is called after the merged original is
-    durably written and before the copy is removed (the watcher can note the
-    write as its own). Raises ConflictError when the files keep changing.
+    *before_write(original_relpath, old, new)* is called, under the original's
+    lock, just before its bytes *old* are replaced with the merge *new* (the
+    watcher notes the change as its own); *on_written(original_relpath, data)*
+    after the merged original is durably written and before the copy is
+    removed. Raises ConflictError when the files keep changing.
     """
     name = _name_of(vault, copy_relpath)
-    copy_path, orig_path = vault.root / name.relpath, vault.root / name.original
     for _ in range(MERGE_RETRIES):
-        copy = storage.read(copy_path)
+        copy = storage.read(vault.root / name.relpath)
         if copy.data is None:
             _forget_open(vault, name.relpath)
             return MergeResult(GONE, name.relpath, name.original, name.tool, reason="the copy is gone")
         try:
-            bases = snapshots.for_vault(vault).history(name.original)
-        except MirrorfsError:
-            bases = []
-        planned: list[tuple[bytes, Plan]] = []
-        trashed: list[str] = []
-
-        def change(data: bytes | None) -> bytes:
-            if data is None:
-                raise _MissingOriginal
-            plan = plan_merge(data, copy.data, bases, name.original, name.relpath)
-            planned.append((data, plan))
-            if plan.data is None or plan.data == data:
-                return data  # nothing to write
-            if plan.lost_from_original:
-                trashed.append(_trash_bytes(vault, name.original, data))
-            return plan.data
-
-        try:
-            # Under the original's lock from read to write, so mirrorfs writers on
-            # this device (a session appending) wait; only an outside writer (an
-            # editor, the sync tool) can still make the compare-and-swap fail.
-            vault.store.update(orig_path, change)
+            result, plan = _merge_into_original(vault, name, copy.data, before_write)
         except _MissingOriginal:
             result = MergeResult(
                 NEEDS_PERSON, name.relpath, name.original, name.tool, kind="file",
@@ -826,13 +265,6 @@ def merge_conflict(
             return result
         except ConflictError:
             continue  # the original changed since we read it: read both again
-        before, plan = planned[-1]
-        result = MergeResult(
-            plan.status, name.relpath, name.original, name.tool, kind=plan.kind, reason=plan.reason,
-            conflict=plan.conflict, added_messages=plan.added_messages,
-            added_lines=plan.added_lines, removed_lines=plan.removed_lines,
-            written=plan.data is not None and plan.data != before, trashed=trashed,
-        )
         if result.written:
             assert plan.data is not None
             _remember(vault, name.original, plan.data)
@@ -842,34 +274,68 @@ def merge_conflict(
             _record_open(vault, name, result)
             return result
         # Only now, with the merge durably on disk, does the copy go.
-        try:
-            if plan.lost_from_copy:
-                result.trashed.append(_trash_file(vault, name.relpath, copy.sha))
-            else:
-                vault.store.delete(copy_path, copy.sha)
-        except ConflictError:
-            if not copy_path.exists():
-                break
-            continue  # the copy changed: merge its new content too
-        break
-    else:
-        raise ConflictError(
-            name.original, f"{name.original} and {name.relpath} kept changing while merging; nothing was lost, try again"
-        )
-    _forget_open(vault, name.relpath)
-    return result
+        if _remove_copy(vault, name, copy, plan.lost_from_copy, result):
+            _forget_open(vault, name.relpath)
+            return result
+    raise ConflictError(
+        name.original, f"{name.original} and {name.relpath} kept changing while merging; nothing was lost, try again"
+    )
 
 
-class _MissingOriginal(Exception):
-    pass
+def _merge_into_original(
+    vault: "Vault", name: ConflictName, theirs: bytes, before_write: Callable[[str, bytes, bytes], None] | None,
+) -> tuple[MergeResult, Plan]:
+    """Plan the merge against the original's bytes and write it, trashing what it drops."""
+    try:
+        bases = snapshots.for_vault(vault).history(name.original)
+    except MirrorfsError:
+        bases = []
+    planned: list[tuple[bytes, Plan]] = []
+    trashed: list[str] = []
+
+    def change(data: bytes | None) -> bytes:
+        if data is None:
+            raise _MissingOriginal
+        plan = plan_merge(data, theirs, bases, name.original, name.relpath)
+        planned.append((data, plan))
+        if plan.data is None or plan.data == data:
+            return data  # nothing to write
+        if plan.lost_from_original:
+            trashed.append(trash.put(vault, name.original, data))
+        if before_write:
+            before_write(name.original, data, plan.data)
+        return plan.data
+
+    # Under the original's lock from read to write, so mirrorfs writers on
+    # this device (a session appending) wait; only an outside writer (an
+    # editor, the sync tool) can still make the compare-and-swap fail.
+    vault.store.update(vault.root / name.original, change)
+    before, plan = planned[-1]
+    result = MergeResult(
+        plan.status, name.relpath, name.original, name.tool, kind=plan.kind, reason=plan.reason,
+        conflict=plan.conflict, added_messages=plan.added_messages,
+        added_lines=plan.added_lines, removed_lines=plan.removed_lines,
+        written=plan.data is not None and plan.data != before, trashed=trashed,
+    )
+    return result, plan
+
+
+def _remove_copy(vault: "Vault", name: ConflictName, copy: storage.Snapshot, keep: bool,
+                 result: MergeResult) -> bool:
+    """Delete the merged copy (to the trash when *keep*); False when it changed and needs merging again."""
+    try:
+        if keep:
+            result.trashed.append(trash.move(vault, name.relpath, copy.sha))
+        else:
+            vault.store.delete(copy.path, copy.sha)
+    except ConflictError:
+        return not copy.path.exists()  # gone: someone settled it; changed: merge its new content too
+    return True
 
 
 def merge_all(vault: "Vault") -> list[MergeResult]:
     """Merge every conflict copy in the vault (copies of one note one after another)."""
-    results = []
-    for name in find_conflicts(vault):
-        results.append(merge_conflict(vault, name.relpath))
-    return results
+    return [merge_conflict(vault, name.relpath) for name in find_conflicts(vault)]
 
 
 # -- showing and settling -----------------------------------------------------------
@@ -935,37 +401,6 @@ def show(vault: "Vault", path: str | os.PathLike) -> ConflictView:
     )
 
 
-KEEP = ("mine", "theirs", "both")
-
-
-def _both_note(mine: notes.Note, theirs: _Side, copy: str) -> notes.Note:
-    """The original followed by a section holding the copy's text."""
-    nl = mine.newline
-    body = mine.body
-    if body and not body.endswith("\n"):
-        body += nl
-    today = dt.date.today().isoformat()
-    parts = [
-        "",
-        f"## Other version, from the conflict copy `{Path(copy).name}`",
-        "",
-        f"_Both versions kept by `mirrorfs conflicts resolve --keep both` on {today}: "
-        "edit this note and delete what you do not need._",
-        "",
-    ]
-    assert theirs.note is not None
-    other = theirs.note
-    if other.has_front_matter and other.fm_text != mine.fm_text:
-        fence = "```"
-        while fence in other.fm_text:
-            fence += "`"
-        parts += ["Front matter of the other version:", "", fence + "yaml", *other.fm_text.replace("\r\n", "\n").rstrip("\n").split("\n"), fence, ""]
-    text = nl.join(parts) + nl + _same_newlines(other.body.lstrip("\r\n"), nl)
-    if not text.endswith("\n"):
-        text += nl
-    return mine.with_body(body + text)
-
-
 def resolve(vault: "Vault", path: str | os.PathLike, keep: str) -> MergeResult:
     """Settle a conflict: keep *mine* (the original), *theirs* (the copy) or *both*.
 
@@ -975,7 +410,7 @@ def resolve(vault: "Vault", path: str | os.PathLike, keep: str) -> MergeResult:
     edited on both sides. both: the original keeps its text and gains a
     section "Other version, from the conflict copy ..." holding the copy's
     text (a session: both versions inside each message edited on both sides);
-    the copy is deleted.
+    the copy is deleted. See `mirrorfs.merge.settle`.
     """
     if keep not in KEEP:
         raise InvalidValueError(f"--keep must be one of {', '.join(KEEP)}, not {keep!r}")
@@ -986,63 +421,24 @@ def resolve(vault: "Vault", path: str | os.PathLike, keep: str) -> MergeResult:
     if copy.data is None:
         raise NotFoundError(f"no conflict copy at {name.relpath}")
     result = MergeResult(RESOLVED, name.relpath, name.original, name.tool, keep=keep, reason=f"kept {keep}")
-    if orig.data is None:
-        if keep == "mine":
-            result.trashed.append(_trash_file(vault, name.relpath, copy.sha))
+    if orig.data is None and keep != "mine":
+        vault.store.move(copy_path, orig_path, copy.sha)
+        result.written = True
+    elif keep == "mine":
+        result.trashed.append(trash.move(vault, name.relpath, copy.sha))
+    else:
+        assert orig.data is not None
+        plan = settle(orig.data, copy.data, keep, name.original, name.relpath)
+        assert plan.data is not None
+        result.kind, result.added_messages = plan.kind, plan.added_messages
+        if plan.data != orig.data:
+            if plan.lost_from_original:
+                result.trashed.append(trash.put(vault, name.original, orig.data))
+            result.written = vault.store.write(orig_path, plan.data, orig.sha)
+            _remember(vault, name.original, plan.data)
+        if plan.lost_from_copy:
+            result.trashed.append(trash.move(vault, name.relpath, copy.sha))
         else:
-            vault.store.move(copy_path, orig_path, copy.sha)
-            result.written = True
-        _forget_open(vault, name.relpath)
-        return result
-    if keep == "mine":
-        result.trashed.append(_trash_file(vault, name.relpath, copy.sha))
-        _forget_open(vault, name.relpath)
-        return result
-    m, t = _side(orig.data, name.original), _side(copy.data, name.relpath)
-    is_session = m.problem is None and t.problem is None and m.type == "session" and t.type == "session"
-    if is_session:
-        assert m.note is not None and t.note is not None
-        result.kind = "session"
-        merged, _, added, _ = _session_result(
-            m.note, t.note, None, prefer="theirs" if keep == "theirs" else "mine",
-            both_copy=name.relpath if keep == "both" else None, newer_front_matter=False,
-        )
-        data = merged.render()
-        result.added_messages = added
-    elif keep == "theirs":
-        data = copy.data
-    else:
-        if m.problem:
-            raise InvalidValueError(f"cannot keep both in {name.original}: {m.problem}; keep mine or theirs")
-        if t.note is None:
-            raise InvalidValueError(f"cannot keep both: {t.problem}; keep mine or theirs")
-        assert m.note is not None
-        data = _both_note(m.note, t, name.relpath).render()
-    if data != orig.data:
-        if _lost_any(m, data):
-            result.trashed.append(_trash_bytes(vault, name.original, orig.data))
-        result.written = vault.store.write(orig_path, data, orig.sha)
-        _remember(vault, name.original, data)
-    if _lost_any(t, data):
-        result.trashed.append(_trash_file(vault, name.relpath, copy.sha))
-    else:
-        vault.store.delete(copy_path, copy.sha)
+            vault.store.delete(copy_path, copy.sha)
     _forget_open(vault, name.relpath)
     return result
-
-
-def _decodable(data: bytes) -> bool:
-    try:
-        notes.decode(data)
-        return True
-    except UnreadableNoteError:
-        return False
-
-
-def _lost_any(side: _Side, data: bytes) -> bool:
-    """True when some of *side*'s text would not be in *data*."""
-    if side.data == data:
-        return False
-    if side.note is None or not _decodable(data):
-        return True
-    return _lost(side.note, notes.parse(data))

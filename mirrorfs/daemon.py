@@ -25,7 +25,7 @@ import filelock
 
 from mirrorfs import conflicts, snapshots, storage
 from mirrorfs.errors import AlreadyWatchingError, MirrorfsError, SearchIndexError
-from mirrorfs.reflections import Reflector, merge_reflection, record
+from mirrorfs.reflections import OwnWrite, Reflector, merge_reflection, seal_reflection
 from mirrorfs.server import QueryServer
 from mirrorfs.vault import Vault
 from mirrorfs.watcher import Change, Watcher
@@ -239,6 +239,9 @@ class WatchDaemon:
                     if change.content is not None:
                         self._merge(change.path)
                     continue
+                # What a person (or another instance) did comes first; a seal of it follows.
+                for reflection in self._reflector.apply(change):
+                    self._emit(reflection)
                 if change.content is not None and self._unsealed(change):
                     # Plaintext a person marked secret: sealed when unlocked, and never
                     # copied into this device's state (snapshots) in either case.
@@ -248,8 +251,6 @@ class WatchDaemon:
                         snapshots.remember(self.vault, change.path, change.content)
                     except MirrorfsError as exc:
                         self._report(exc)
-                for reflection in self._reflector.apply(change):
-                    self._emit(reflection)
             if not self.indexing:
                 # One reconcile per batch: one Whoosh commit however many files changed.
                 report = self._index.reconcile()
@@ -267,30 +268,55 @@ class WatchDaemon:
 
     def _seal(self, path: str) -> None:
         """Seal the ```secret blocks a person saved in *path* (only when the vault is unlocked)."""
-        from mirrorfs.crypto import with_path
+        from mirrorfs.crypto import find_seal_markers, with_path
         from mirrorfs.errors import CryptoError
 
         if not self.vault.unlocked:
             self.warn(f"{path} holds a ```secret block in plaintext; unlock (watch --unlock) or run `mirrorfs seal`")
             return
+        writes: list[OwnWrite] = []
+        blocks: list[int] = []
+
+        def change(note):
+            sealed = note.with_body(self.vault.seal_text(note.body))
+            before, after = note.render(), sealed.render()
+            if after != before:
+                # Announced before the write: the rewrite may come back before edit() returns.
+                blocks.append(len(find_seal_markers(note.body)))
+                writes.append(self._reflector.expect(path, before, after))
+            return sealed
+
         try:
-            self.vault.edit(path, lambda n: n.with_body(self.vault.seal_text(n.body)))
+            sealed = self.vault.edit(path, change)
         except CryptoError as exc:
             self._report(with_path(exc, path))
+            return
         except MirrorfsError as exc:
             self._report(exc)
+            return
+        if writes:
+            reflection = seal_reflection(self.vault, path, sealed.render(), blocks[-1])
+            self._reflector.record(reflection, writes[-1:])  # later looks fold the rewrite into it
+            self._emit(reflection)
 
     def _merge(self, copy: str) -> None:
-        try:
-            result = conflicts.merge_conflict(self.vault, copy)
-        except MirrorfsError as exc:
-            self._report(exc)
-            return
-        if result.status == "gone":
-            return
-        reflection = merge_reflection(self.vault, result)
-        record(self.vault, reflection)
-        self._emit(reflection)
+        """Merge one conflict copy; its rewrite of the original is announced as this instance's own."""
+        writes: list[OwnWrite] = []
+
+        def before_write(rel: str, old: bytes, new: bytes) -> None:
+            writes.append(self._reflector.expect(rel, old, new))
+
+        with self._mutex:  # also called from the first-index thread
+            try:
+                result = conflicts.merge_conflict(self.vault, copy, before_write=before_write)
+            except MirrorfsError as exc:
+                self._report(exc)
+                return
+            if result.status == "gone":
+                return
+            reflection = merge_reflection(self.vault, result)
+            self._reflector.record(reflection, writes[-1:] if result.written else [])
+            self._emit(reflection)
 
     def _emit(self, reflection) -> None:
         self.echo(reflection.line())

@@ -94,6 +94,10 @@ class EditInterruptedError(MirrorfsError):
     """A signal ended a private edit: the decrypted copy was removed and nothing was written."""
 
 
+class SnapshotStoreError(MirrorfsError):
+    """The store of last-seen versions cannot be used (misplaced or corrupt)."""
+
+
 class SearchIndexError(MirrorfsError):
     """The search index cannot answer (corrupt, busy beyond waiting, bad query)."""
 

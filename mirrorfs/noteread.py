@@ -15,7 +15,7 @@ import stat
 import time
 from typing import Callable, Iterable, NamedTuple
 
-from mirrorfs.fingerprints import Signature, signature
+from mirrorfs.signatures import Signature, signature
 from mirrorfs.ignore import is_note_path, walk
 
 PRESENT = "present"

@@ -1,54 +1,65 @@
 """Reflections: what the other instances (and people) wrote since this one looked.
 
 Instances never message each other; instance A learns about B by reading the
-files B wrote. A reflection is one such change, attributed to whoever made it:
-
-* a mirrorfs instance, from the file's own attribution (`updated_by` with
-  `updated`, a message's `instance`, a bridge note's `from`);
-* `human` when the bytes changed but the attribution did not (an edit in
-  Obsidian or any editor), or when a file has no mirrorfs front matter;
-* `someone` for a removal nobody signed (a file that simply vanished).
+files B wrote. A reflection is one such change, attributed to whoever made it
+(`mirrorfs.attribution`): a mirrorfs instance from the file's own signature,
+`human` for an edit that left the signature as it was, `someone` for a
+removal nobody signed.
 
 What "since it looked" means is a cursor kept per device and per instance in
-the state folder (`reflections/<instance>.json`): a fingerprint of every note
-as the instance last saw it (stat, sha256, attribution, message ids,
-intentions). Reading reflections compares the vault with the cursor, reading
-only the files whose size or mtime changed; marking them read moves the cursor.
-Without a cursor (the first look) the reflections are what others wrote in the
-last `FIRST_LOOK_DAYS` days, judged by the files' own times.
+the state folder (`reflections/<instance>.json`): a fingerprint
+(`mirrorfs.fingerprints`) of every note as the instance last saw it. Reading
+reflections compares the vault with the cursor, reading only the files whose
+size or mtime changed; marking them read moves the cursor. Without a cursor
+(the first look) the reflections are what others wrote in the last
+`FIRST_LOOK_DAYS` days, judged by the files' own times.
 
 The watcher feeds single changes through `Reflector` (or the pure
 `reflect_change`) to print each reflection as it arrives, and `record`s events
-that are not file edits (merged conflict copies) in a small per-device log that
-`vault_reflections` returns as well.
+that are not file edits (merged conflict copies, sealed blocks) in a small
+per-device log that `vault_reflections` returns as well.
+
+**The watcher's own writes are its own.** A merge or a seal rewrites a note,
+and that rewrite comes back as a change. The watcher says beforehand what it
+is about to write (`Reflector.expect`: the sha256 of the bytes it replaces and
+of the bytes it writes) and records the event with those writes
+(`record(..., writes=)`); a change from exactly those bytes to exactly those
+bytes is then folded into the event, live and in later looks on this device,
+instead of being reported as the note's signer or `human`.
 """
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
-import hashlib
 import json
 import os
-import re
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Container, Iterable
 
 from filelock import FileLock
 
-from mirrorfs import ignore, storage
-from mirrorfs import messages as msgs
+from mirrorfs import ignore, storage, trash
 from mirrorfs import note as notes
-from mirrorfs.bridge import ANSWER_HEADING
-from mirrorfs.clock import iso_or_none, time_or_none
+from mirrorfs.attribution import HUMAN as HUMAN
+from mirrorfs.attribution import SOMEONE as SOMEONE
+from mirrorfs.attribution import Reflection as Reflection
+from mirrorfs.attribution import conflict_reflection as conflict_reflection
+from mirrorfs.attribution import diff, moved, pair_moves, timed
+from mirrorfs.attribution import merge_reflection as merge_reflection
+from mirrorfs.attribution import seal_reflection as seal_reflection
+from mirrorfs.clock import age, time_or_none
+from mirrorfs.clock import now as local_now
+from mirrorfs.clock import parse_since as parse_cutoff
 from mirrorfs.conflict_names import is_conflict_copy
 from mirrorfs.errors import InvalidValueError, MirrorfsError, UnreadableNoteError
+from mirrorfs.fingerprints import fingerprint as fingerprint
+from mirrorfs.fingerprints import stat_fingerprint
 from mirrorfs.ignore import is_note_path
-from mirrorfs.instances import split_intention
 from mirrorfs.jsonlog import JsonLog
-from mirrorfs.layout import kind_of
 
 if TYPE_CHECKING:
     from mirrorfs.vault import Vault
@@ -61,445 +72,12 @@ FIRST_LOOK_DAYS = 7
 # A time-based look skips files whose mtime is older than the cutoff by more
 # than this: clocks of synced devices drift, and some tools keep the origin mtime.
 MTIME_SLACK = 24 * 3600
-# A file whose mtime is this close after its `updated` was written by the signer.
-SAME_WRITE = 2.0
 LOG_MAX_LINES = 2000
 LOG_KEEP_LINES = 500
+# Writes a running watcher announced and has not seen come back yet.
+MAX_EXPECTED = 256
 
-HUMAN = "human"
-SOMEONE = "someone"
-
-# How a kind is named in a reflection line.
-_NOUNS = {
-    "memory": "memory",
-    "session": "session",
-    "soul": "SOUL.md",
-    "bridge": "bridge note",
-    "instance": "instance card",
-    "pattern": "pattern",
-    "note": "note",
-}
-_H1 = re.compile(r"^#[ \t]+(?P<title>.+?)[ \t]*#*[ \t]*$", re.M)
-
-# --------------------------------------------------------------------------
-# Reflections.
-
-
-@dataclass
-class Reflection:
-    """One thing another instance (or a person) did in the vault.
-
-    *instance* is who (an instance name, `human` or `someone`); *action* is
-    added / changed / removed / moved / answered / merged / ...; *kind* is
-    memory / session / message / soul / intention / bridge / instance /
-    pattern / note / conflict; *summary* is the line without who and where.
-    """
-
-    instance: str
-    action: str
-    kind: str
-    path: str
-    title: str
-    time: dt.datetime | None
-    summary: str
-    details: dict = field(default_factory=dict)
-    # The fingerprint of the file as reflected (what marking it read stores),
-    # and the log entry time for recorded events; not part of the public data.
-    _after: dict | None = field(default=None, repr=False, compare=False)
-    _log_t: float | None = field(default=None, repr=False, compare=False)
-
-    def line(self) -> str:
-        """One readable line: `phone added memory "Prefers tea" (memory/prefers-tea.md)`."""
-        return f"{self.instance} {self.summary} ({self.path})"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "instance": self.instance,
-            "action": self.action,
-            "kind": self.kind,
-            "path": self.path,
-            "title": self.title,
-            "time": self.time.isoformat() if self.time else None,
-            "summary": self.summary,
-            "details": self.details,
-            "line": self.line(),
-        }
-
-    def env(self, prefix: str = "MIRRORFS_") -> dict[str, str]:
-        """Environment variables for a hook command (`mirrorfs watch --exec`)."""
-        data = self.to_dict()
-        env = {f"{prefix}{key.upper()}": "" if data[key] is None else str(data[key])
-               for key in ("instance", "action", "kind", "path", "title", "time", "summary", "line")}
-        env[f"{prefix}REFLECTION"] = json.dumps(data, ensure_ascii=False, default=str)
-        return env
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Reflection":
-        t = data.get("time")
-        return cls(
-            instance=str(data.get("instance") or SOMEONE),
-            action=str(data.get("action") or "changed"),
-            kind=str(data.get("kind") or "note"),
-            path=str(data.get("path") or ""),
-            title=str(data.get("title") or ""),
-            time=time_or_none(t),
-            summary=str(data.get("summary") or data.get("action") or ""),
-            details=dict(data.get("details") or {}),
-        )
-
-
-def conflict_reflection(vault: "Vault", path: str, copy: str, merged: bool = True,
-                        details: dict | None = None, title: str | None = None) -> Reflection:
-    """The reflection the watcher records for a conflict copy it merged or surfaced."""
-    title = title or Path(path).stem
-    if merged:
-        summary = f"merged conflict copy {copy} into {_quote(title)}"
-    else:
-        summary = f"kept both sides of conflict copy {copy} in {_quote(title)}; settle it with `mirrorfs conflicts`"
-    return Reflection(
-        instance=vault.instance, action="merged" if merged else "conflict", kind="conflict", path=path,
-        title=title, time=msgs.now(), summary=summary, details={"copy": copy, **(details or {})},
-    )
-
-
-def merge_reflection(vault: "Vault", result: Any) -> Reflection:
-    """The reflection of a `mirrorfs.conflicts.MergeResult` (merged, kept_both, ...)."""
-    status = str(getattr(result, "status", "merged"))
-    original = str(getattr(result, "original", "") or getattr(result, "copy", ""))
-    details = result.to_dict() if hasattr(result, "to_dict") else {}
-    return Reflection(
-        instance=vault.instance, action=status, kind="conflict", path=original,
-        title=Path(original).stem, time=msgs.now(), summary=str(result.summary()), details=details,
-    )
-
-
-def _quote(title: str) -> str:
-    return '"' + title.replace('"', "'") + '"'
-
-
-def _noun(kind: str) -> str:
-    return _NOUNS.get(kind, kind)
-
-
-def _named(kind: str, title: str) -> str:
-    """`memory "Prefers tea"`, or just `SOUL.md`."""
-    return "SOUL.md" if kind == "soul" else f"{_noun(kind)} {_quote(title)}"
-
-
-# --------------------------------------------------------------------------
-# Fingerprints: what the cursor keeps of each note.
-
-
-def _short(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-
-
-def _names(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [v.strip() for v in value.replace(",", " ").split() if v.strip()]
-    if isinstance(value, (list, tuple)):
-        return [str(v).strip() for v in value if str(v).strip()]
-    return [str(value)]
-
-
-def _front_matter(text: str) -> tuple[str, str, dict, bool]:
-    """(front matter text, body, mapping, usable) as note.parse_text splits them."""
-    parts = notes.split(text)
-    if not parts.fm_open:
-        return "", text, {}, False
-    meta, error = notes.load_yaml(parts.fm_text)
-    return parts.fm_text, parts.body, meta, error is None
-
-
-class _Messages(dict):
-    """id -> (instance, time, role), decoded from the message's JSON on first use.
-
-    A session holds thousands of messages and a look needs the details of only
-    the new ones, so the JSON waits until it is asked for.
-    """
-
-    def __getitem__(self, key: str) -> tuple[str, str | None, str]:
-        value = dict.__getitem__(self, key)
-        if isinstance(value, str):
-            try:
-                header = json.loads(value)
-            except ValueError:
-                header = {}
-            t = header.get("time")
-            value = (str(header.get("instance", "")), None if t is None else str(t), str(header.get("role", "")))
-            dict.__setitem__(self, key, value)
-        return value
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self[key] if key in self else default
-
-
-def _messages(body: str) -> _Messages:
-    """Every message of a session body by id, in order (see messages.blocks)."""
-    found = _Messages()
-    for block in msgs.blocks(body):
-        found[block.id] = block.raw
-    return found
-
-
-def fingerprint(relpath: str, data: bytes, mtime_ns: int = 0, size: int | None = None) -> tuple[dict, dict]:
-    """(fingerprint, messages) of a note's bytes; messages maps id -> (instance, time, role)."""
-    fp: dict[str, Any] = {"m": mtime_ns, "s": len(data) if size is None else size, "h": storage.sha256(data)}
-    messages: dict = _Messages()
-    stem = relpath.rsplit("/", 1)[-1].removesuffix(".md")
-    try:
-        _, text = notes.decode(data, relpath)
-    except UnreadableNoteError:
-        fp.update(k=kind_of(relpath, {}), t=stem, plain=True)
-        return fp, messages
-    fm_text, body, meta, usable = _front_matter(text)
-    kind = kind_of(relpath, meta)
-    fp["k"] = kind
-    title = meta.get("title")
-    if kind == "instance":
-        title = title or stem
-    elif kind == "soul":
-        title = meta.get("name") or "SOUL.md"
-    elif not title:
-        m = _H1.search(body)
-        title = m.group("title") if m else stem
-    fp["t"] = str(title)
-    if not meta or not usable:
-        fp["plain"] = True
-    fp["b"] = None if meta.get("updated_by") is None else str(meta.get("updated_by"))
-    fp["u"] = iso_or_none(meta.get("updated"))
-    fp["cr"] = iso_or_none(meta.get("created"))
-    creator = meta.get("from") if kind == "bridge" else meta.get("instance")
-    fp["c"] = None if creator is None else str(creator)
-    fp["f"] = _short(fm_text)
-    fp["d"] = _short(body)
-    if kind == "session":
-        messages = _messages(body)
-        fp["ids"] = list(messages)
-        fp["st"] = str(meta.get("status", "open"))
-    elif kind == "instance":
-        value = meta.get("intentions") or []
-        fp["in"] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
-    elif kind == "bridge":
-        fp["to"] = _names(meta.get("to")) or ["all"]
-        fp["c"] = fp["c"] or HUMAN
-        answered = ANSWER_HEADING.search(body)
-        fp["st"] = str(meta.get("status") or ("answered" if answered else "open"))
-    return fp, messages
-
-
-def _addressed(fp: dict, me: str) -> bool:
-    """A bridge note concerns *me* when it is to me or to all, or when I wrote it."""
-    to = fp.get("to") or ["all"]
-    return "all" in to or me in to or fp.get("c") == me
-
-
-def _attribution(old: dict, new: dict) -> str:
-    """Who wrote *new* over *old*: the instance that re-signed it, else a person.
-
-    `updated` has whole seconds, so an instance writing twice within one second
-    leaves the signature as it was; such a file was written (its mtime) within
-    `SAME_WRITE` of its `updated`, which an editor's save after the fact is not.
-    """
-    by = new.get("b")
-    if not by or new.get("plain"):
-        return HUMAN
-    if by != old.get("b") or new.get("u") != old.get("u"):
-        return by
-    signed, written = time_or_none(new.get("u")), new.get("m")
-    if signed is not None and written and 0 <= written / 1e9 - signed.timestamp() < SAME_WRITE:
-        return by
-    return HUMAN
-
-
-def _mtime(fp: dict) -> dt.datetime | None:
-    m = fp.get("m")
-    return dt.datetime.fromtimestamp(m / 1e9).astimezone() if m else None
-
-
-def _change_time(fp: dict, actor: str) -> dt.datetime | None:
-    if actor != HUMAN:
-        return time_or_none(fp.get("u")) or _mtime(fp)
-    return _mtime(fp) or time_or_none(fp.get("u"))
-
-
-def _message_reflections(me: str, rel: str, fp: dict, new_ids: Iterable[str], messages: dict,
-                         skip: str | None = None) -> list[Reflection]:
-    """One reflection per instance that added messages to a session."""
-    groups: dict[str, list[str]] = {}
-    for mid in new_ids:
-        who = messages.get(mid, (SOMEONE, None, ""))[0] or SOMEONE
-        if who in (me, skip):
-            continue
-        groups.setdefault(who, []).append(mid)
-    out = []
-    for who, ids in groups.items():
-        times = [t for t in (time_or_none(messages[i][1]) for i in ids) if t]
-        n = len(ids)
-        what = "a message" if n == 1 else f"{n} messages"
-        out.append(Reflection(
-            instance=who, action="added", kind="message", path=rel, title=fp.get("t", ""),
-            time=max(times) if times else _mtime(fp),
-            summary=f"added {what} to session {_quote(fp.get('t', ''))}",
-            details={"count": n, "messages": [
-                {"id": i, "role": messages[i][2], "time": messages[i][1]} for i in ids
-            ]},
-            _after=fp,
-        ))
-    return out
-
-
-def _intention_reflections(rel: str, fp: dict, actor: str, added: list[str], removed: list[str],
-                           when: dt.datetime | None) -> list[Reflection]:
-    owner = rel.rsplit("/", 1)[-1].removesuffix(".md")
-    suffix = "" if actor == owner else f" for {owner}"
-    out = []
-    for action, items in (("added", added), ("removed", removed)):
-        for raw in items:
-            text, day = split_intention(raw)
-            out.append(Reflection(
-                instance=actor, action=action, kind="intention", path=rel, title=text, time=when,
-                summary=f"{action} intention {_quote(text)}{suffix}",
-                details={"owner": owner, "text": text, "since": day.isoformat() if day else None},
-                _after=fp,
-            ))
-    return out
-
-
-def _diff(me: str, rel: str, old: dict | None, new: dict | None, messages: dict | None,
-          trash_actor: str | None = None, now: dt.datetime | None = None) -> list[Reflection]:
-    """The reflections of one note going from fingerprint *old* to *new* (None: absent)."""
-    if old is None and new is None:
-        return []
-    if new is None:
-        assert old is not None
-        kind = old.get("k", "note")
-        if kind == "bridge" and not _addressed(old, me):
-            return []
-        actor = trash_actor or SOMEONE
-        if actor == me:
-            return []
-        return [Reflection(
-            instance=actor, action="removed", kind=kind, path=rel, title=old.get("t", ""),
-            time=now or msgs.now(), summary=f"removed {_named(kind, old.get('t', ''))}", details={},
-            _after=None,
-        )]
-    if old is not None and old.get("h") == new.get("h"):
-        return []
-    messages = messages or {}
-    kind = new.get("k", "note")
-    title = new.get("t", "")
-    if kind == "bridge" and not _addressed(new, me):
-        return []
-
-    if old is None:
-        creator = new.get("c") or new.get("b") or HUMAN
-        if new.get("plain"):
-            creator = HUMAN
-        if creator == me:
-            # Created here, changed elsewhere before this instance looked.
-            by = new.get("b")
-            if not by or by == me:
-                return _message_reflections(me, rel, new, new.get("ids", []), messages) if kind == "session" else []
-            old = {"b": me, "u": None, "k": kind, "t": title, "ids": [
-                i for i in new.get("ids", []) if messages.get(i, (me,))[0] == me
-            ], "in": [], "st": "open"}
-        else:
-            return _added(me, rel, new, messages, creator)
-
-    actor = _attribution(old, new)
-    when = _change_time(new, actor)
-    details: dict[str, Any] = {}
-    if old.get("f") and old.get("f") != new.get("f"):
-        details["properties"] = True
-    if old.get("d") and old.get("d") != new.get("d"):
-        details["text"] = True
-    if old.get("t") and old.get("t") != title:
-        details["old_title"] = old.get("t")
-
-    if kind == "session":
-        known = set(old.get("ids") or [])
-        fresh = [i for i in new.get("ids", []) if i not in known]
-        out = _message_reflections(me, rel, new, fresh, messages)
-        if fresh:
-            return out
-        if actor == me:
-            return []
-        gone = [i for i in old.get("ids") or [] if i not in set(new.get("ids", []))]
-        if gone:
-            details["removed_messages"] = len(gone)
-        action, verb = "changed", "changed"
-        if old.get("st") != "closed" and new.get("st") == "closed":
-            action, verb = "closed", "closed"
-        return [Reflection(actor, action, kind, rel, title, when, f"{verb} session {_quote(title)}", details,
-                           _after=new)]
-
-    if kind == "instance":
-        before, after = list(old.get("in") or []), list(new.get("in") or [])
-        added = [i for i in after if i not in before]
-        removed = [i for i in before if i not in after]
-        if actor == me:
-            return []
-        if added or removed:
-            return _intention_reflections(rel, new, actor, added, removed, when)
-        if actor != HUMAN:
-            return []  # last_seen / status: presence, not news
-        return [Reflection(actor, "changed", kind, rel, title, when, f"changed {_named(kind, title)}", details,
-                           _after=new)]
-
-    if actor == me:
-        return []
-    if kind == "bridge" and old.get("st") != "answered" and new.get("st") == "answered":
-        return [Reflection(actor, "answered", kind, rel, title, when, f"answered {_named(kind, title)}",
-                           details, _after=new)]
-    return [Reflection(actor, "changed", kind, rel, title, when, f"changed {_named(kind, title)}", details,
-                       _after=new)]
-
-
-def _added(me: str, rel: str, new: dict, messages: dict, creator: str) -> list[Reflection]:
-    kind = new.get("k", "note")
-    title = new.get("t", "")
-    when = time_or_none(new.get("cr")) or _change_time(new, creator)
-    if kind == "session":
-        ids = new.get("ids", [])
-        own = [i for i in ids if messages.get(i, (None,))[0] == creator]
-        summary = f"added session {_quote(title)}"
-        if own:
-            summary += " with a message" if len(own) == 1 else f" with {len(own)} messages"
-        out = [Reflection(creator, "added", kind, rel, title, when, summary, {"messages": len(own)}, _after=new)]
-        return out + _message_reflections(me, rel, new, ids, messages, skip=creator)
-    if kind == "instance":
-        out = [Reflection(creator, "added", kind, rel, title, when, "joined the vault", {}, _after=new)]
-        return out + _intention_reflections(rel, new, creator, list(new.get("in") or []), [], when)
-    if kind == "bridge":
-        to = new.get("to") or ["all"]
-        return [Reflection(creator, "added", kind, rel, title, when,
-                           f"added {_named(kind, title)} for {', '.join(to)}", {"to": to}, _after=new)]
-    return [Reflection(creator, "added", kind, rel, title, when, f"added {_named(kind, title)}", {}, _after=new)]
-
-
-def _moves(me: str, changes: list[tuple[str, dict | None, dict | None, dict]]) -> tuple[list, list[Reflection]]:
-    """Pair removals with additions of the same bytes: a rename, not a loss."""
-    removed = {old["h"]: rel for rel, old, new, _ in changes if new is None and old and old.get("h")}
-    if not removed:
-        return changes, []
-    rest, out = [], []
-    paired: set[str] = set()
-    for rel, old, new, messages in changes:
-        if old is None and new is not None and new.get("h") in removed and removed[new["h"]] not in paired:
-            src = removed[new["h"]]
-            paired.add(src)
-            kind = new.get("k", "note")
-            if not (kind == "bridge" and not _addressed(new, me)):
-                out.append(Reflection(
-                    HUMAN, "moved", kind, rel, new.get("t", ""), _mtime(new),
-                    f"moved {_named(kind, new.get('t', ''))} from {src}", {"from": src}, _after=new,
-                ))
-            continue
-        rest.append((rel, old, new, messages))
-    return [c for c in rest if not (c[2] is None and c[0] in paired)], out
+ScanChange = tuple  # (relpath, old fingerprint | None, new fingerprint | None, messages)
 
 
 # --------------------------------------------------------------------------
@@ -509,7 +87,7 @@ def _moves(me: str, changes: list[tuple[str, dict | None, dict | None, dict]]) -
 @dataclass
 class _Scan:
     current: dict[str, dict]
-    changes: list[tuple[str, dict | None, dict | None, dict]]
+    changes: list[ScanChange]
     refreshed: list[str]  # same bytes, new stat: only the cursor's stat needs updating
     unreadable: list[str]
 
@@ -518,7 +96,7 @@ def _scan(vault: "Vault", known: dict[str, dict]) -> _Scan:
     root = os.fspath(vault.root)
     unreadable: list[str] = []
     current: dict[str, dict] = {}
-    changes: list[tuple[str, dict | None, dict | None, dict]] = []
+    changes: list[ScanChange] = []
     refreshed: list[str] = []
     try:
         paths = [rel for rel, _ in ignore.walk(root, on_error=lambda rel, exc: unreadable.append(rel))
@@ -543,9 +121,7 @@ def _scan(vault: "Vault", known: dict[str, dict]) -> _Scan:
             # Too big or unreadable: follow it by stat alone.
             data = None
         if data is None:
-            fp = {"m": st.st_mtime_ns, "s": st.st_size, "h": f"stat:{st.st_size}:{st.st_mtime_ns}",
-                  "k": kind_of(relpath, {}), "t": relpath.rsplit("/", 1)[-1][:-3], "plain": True}
-            messages: dict = {}
+            fp, messages = stat_fingerprint(relpath, st), {}
         else:
             if old is not None and old.get("h") == storage.sha256(data):
                 current[relpath] = {**old, "m": st.st_mtime_ns, "s": st.st_size}
@@ -564,25 +140,42 @@ def _scan(vault: "Vault", known: dict[str, dict]) -> _Scan:
     return _Scan(current, changes, refreshed, unreadable)
 
 
-def _trash_actor(vault: "Vault", relpath: str) -> str | None:
-    """Who removed *relpath*, when the trash says so.
+def _remover(vault: "Vault", relpath: str) -> str | None:
+    """Who removed *relpath*, when a trash says so.
 
     `.mirrorfs/trash/<stamp>-<instance>/<path>` names the instance that forgot
-    it; a plain `<stamp>` folder only says mirrorfs did; Obsidian's `.trash/`
+    it; a plain `<stamp>` entry only says mirrorfs did; Obsidian's `.trash/`
     means a person did.
     """
-    trash = vault.root / ".mirrorfs" / "trash"
-    latest: str | None = None
-    if trash.is_dir():
-        for entry in os.scandir(trash):
-            if entry.is_dir() and os.path.exists(os.path.join(entry.path, relpath)):
-                latest = entry.name if latest is None or entry.name > latest else latest
-    if latest is not None:
-        m = re.match(r"^[0-9TZ]+-(?P<who>[a-z0-9][a-z0-9_-]*)$", latest)
-        return m.group("who") if m else None
-    if (vault.root / ".trash" / relpath.rsplit("/", 1)[-1]).exists():
-        return HUMAN
-    return None
+    entry = trash.newest_entry(vault, relpath)
+    if entry is not None:
+        return trash.entry_instance(entry)
+    return HUMAN if trash.in_obsidian_trash(vault, relpath) else None
+
+
+# --------------------------------------------------------------------------
+# The watcher's own writes.
+
+
+@dataclass(frozen=True)
+class OwnWrite:
+    """A rewrite by this device's watcher (a merge, a seal): *before* -> *after* at *path* (sha256s)."""
+
+    path: str
+    before: str | None  # None: the file did not exist
+    after: str
+
+    @classmethod
+    def of(cls, path: str, before: bytes | None, after: bytes) -> "OwnWrite":
+        return cls(path, storage.sha256(before) if before is not None else None, storage.sha256(after))
+
+
+def _own(change: ScanChange, writes: Container[OwnWrite]) -> bool:
+    """True when *change* is exactly one of *writes* (from the bytes it replaced to the bytes it wrote)."""
+    rel, old, new, _ = change
+    if new is None:
+        return False
+    return OwnWrite(rel, old.get("h") if old else None, new.get("h")) in writes
 
 
 # --------------------------------------------------------------------------
@@ -632,14 +225,22 @@ def _log(vault: "Vault") -> JsonLog:
                    valid=lambda e: isinstance(e, dict) and isinstance(e.get("r"), dict))
 
 
-def record(vault: "Vault", reflection: Reflection) -> None:
-    """Append an event (e.g. a merged conflict copy) to this device's reflection log."""
-    _log(vault).append({"t": time.time(), "n": secrets.token_hex(4), "r": reflection.to_dict()})
+def record(vault: "Vault", reflection: Reflection, writes: Iterable[OwnWrite] = ()) -> None:
+    """Append an event (a merged conflict copy, a sealed block) to this device's reflection log.
+
+    *writes* are the rewrites the event made: later looks on this device fold
+    those changes into the event instead of reporting them again.
+    """
+    entry: dict[str, Any] = {"t": time.time(), "n": secrets.token_hex(4), "r": reflection.to_dict()}
+    own = [[w.path, w.before, w.after] for w in writes]
+    if own:
+        entry["w"] = own
+    _log(vault).append(entry)
 
 
-def _logged(vault: "Vault", after_t: float | None = None, since: dt.datetime | None = None) -> list[Reflection]:
+def _logged(log: list[dict], after_t: float | None = None, since: dt.datetime | None = None) -> list[Reflection]:
     out = []
-    for entry in _log(vault).read():
+    for entry in log:
         t = float(entry.get("t") or 0)
         if after_t is not None and t <= after_t:
             continue
@@ -651,24 +252,31 @@ def _logged(vault: "Vault", after_t: float | None = None, since: dt.datetime | N
     return out
 
 
+def _writes(log: list[dict]) -> set[OwnWrite]:
+    """Every rewrite the logged events made."""
+    found = set()
+    for entry in log:
+        for w in entry.get("w") or ():
+            if isinstance(w, list) and len(w) == 3 and all(x is None or isinstance(x, str) for x in w):
+                found.add(OwnWrite(*w))
+    return found
+
+
 # --------------------------------------------------------------------------
 # Public API.
 
 
 def parse_since(value: Any) -> dt.datetime:
     """A cutoff from a datetime, a date or text (`2026-11-21` is local midnight)."""
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.astimezone()
     if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day).astimezone()
+        return parse_cutoff(value)
     text = str(value).strip()
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            return dt.datetime.fromisoformat(text).astimezone()
-        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidValueError(f"cannot read {text!r} as a date: use YYYY-MM-DD or an ISO 8601 time") from None
-    return t if t.tzinfo else t.astimezone()
+        if age(text) is None:  # a date, not an age: `--since` names when
+            return parse_cutoff(text)
+    except InvalidValueError:
+        pass
+    raise InvalidValueError(f"cannot read {text!r} as a date: use YYYY-MM-DD or an ISO 8601 time")
 
 
 def first_look_days(vault: "Vault") -> float:
@@ -685,9 +293,9 @@ def vault_reflections(vault: "Vault", since: Any = None, mark_read: bool = False
     """What others wrote since this instance last looked (or since *since*), oldest first.
 
     With *mark_read* the cursor moves past everything returned. Own writes
-    never appear; recorded events (merges) from this device's log do.
+    never appear; recorded events (merges, seals) from this device's log do.
     """
-    now = now or msgs.now()
+    now = now or local_now()
     cursor = load_cursor(vault)
     read: dict[str, dict] = {}
     if since is not None:
@@ -708,7 +316,14 @@ def _sort(found: list[Reflection]) -> None:
 
 def mark_read(vault: "Vault", reflections: Iterable[Reflection], now: dt.datetime | None = None) -> None:
     """Move this instance's cursor past *reflections* (as they were when reflected)."""
-    _mark(vault, list(reflections), now or msgs.now())
+    _mark(vault, list(reflections), now or local_now())
+
+
+def _mtime_or_now(vault: "Vault", relpath: str) -> int:
+    try:
+        return os.stat(vault.root / relpath).st_mtime_ns
+    except OSError:
+        return time.time_ns()
 
 
 def reflect_change(vault: "Vault", relpath: str, old_bytes: bytes | None, new_bytes: bytes | None) -> list[Reflection]:
@@ -719,16 +334,11 @@ def reflect_change(vault: "Vault", relpath: str, old_bytes: bytes | None, new_by
     relpath = str(relpath).replace(os.sep, "/")
     if not is_note_path(relpath) or is_conflict_copy(relpath):
         return []
-    mtime = 0
-    if new_bytes is not None:
-        try:
-            mtime = os.stat(vault.root / relpath).st_mtime_ns
-        except OSError:
-            mtime = time.time_ns()
     old = fingerprint(relpath, old_bytes)[0] if old_bytes is not None else None
-    new, messages = fingerprint(relpath, new_bytes, mtime) if new_bytes is not None else (None, {})
-    trash = _trash_actor(vault, relpath) if new is None else None
-    return _diff(vault.instance, relpath, old, new, messages, trash)
+    if new_bytes is None:
+        return diff(vault.instance, relpath, old, None, None, _remover(vault, relpath))
+    new, messages = fingerprint(relpath, new_bytes, _mtime_or_now(vault, relpath))
+    return diff(vault.instance, relpath, old, new, messages)
 
 
 class Reflector:
@@ -738,16 +348,19 @@ class Reflector:
     is compared with the version the watcher saw last. `start` fingerprints the
     vault (reading only what changed since the cursor) and returns what is
     unread; the cursor itself moves only when someone marks reflections read.
+    `expect` announces a write of the watcher's own, so that its change is not
+    reported when it comes back.
     """
 
     def __init__(self, vault: "Vault"):
         self.vault = vault
         self.known: dict[str, dict] = {}
         self.started = False
+        self._expected: collections.OrderedDict[OwnWrite, None] = collections.OrderedDict()
 
     def start(self, now: dt.datetime | None = None) -> list[Reflection]:
         """Take the vault's current state as the baseline; return what is still unread."""
-        now = now or msgs.now()
+        now = now or local_now()
         cursor = load_cursor(self.vault)
         if cursor is None:
             read: dict[str, dict] = {}
@@ -756,11 +369,28 @@ class Reflector:
             self.known = _scan(self.vault, read).current
         else:
             scan = _scan(self.vault, cursor["files"])
-            found = _from_scan(self.vault, scan, now) + _logged(self.vault, after_t=cursor.get("log_until"))
+            log = _log(self.vault).read()
+            found = _news(self.vault, scan.changes, _writes(log), now) + _logged(log, after_t=cursor.get("log_until"))
             self.known = scan.current
         self.started = True
         _sort(found)
         return found
+
+    def expect(self, relpath: str, before: bytes | None, after: bytes) -> OwnWrite:
+        """This instance is about to write *after* over *before* at *relpath*: that change is its own.
+
+        Call it before the write (it may come back before the writer returns);
+        pass the result to `record` with the event, so later looks fold it too.
+        """
+        write = OwnWrite.of(str(relpath).replace(os.sep, "/"), before, after)
+        self._expected[write] = None
+        while len(self._expected) > MAX_EXPECTED:  # writes that never came back (a lost race)
+            self._expected.popitem(last=False)
+        return write
+
+    def record(self, reflection: Reflection, writes: Iterable[OwnWrite] = ()) -> None:
+        """Log an event of this instance's watcher with the rewrites it made (see `record`)."""
+        record(self.vault, reflection, writes)
 
     def apply(self, change: Any) -> list[Reflection]:
         """Reflect one `mirrorfs.watcher.Change` (added / modified / deleted / moved)."""
@@ -788,7 +418,7 @@ class Reflector:
             return []
         if new_bytes is None:
             old = self.known.pop(relpath, None)
-            return _diff(me, relpath, old, None, None, _trash_actor(self.vault, relpath))
+            return diff(me, relpath, old, None, None, _remover(self.vault, relpath))
         try:
             st = os.stat(self.vault.root / relpath)
             mtime, size = st.st_mtime_ns, st.st_size
@@ -799,42 +429,41 @@ class Reflector:
             old = self.known.pop(old_path, None)
             self.known[relpath] = new
             if old is None:
-                return _diff(me, relpath, None, new, messages)
-            kind = new.get("k", "note")
-            out = []
-            if not (kind == "bridge" and not _addressed(new, me)):
-                out.append(Reflection(HUMAN, "moved", kind, relpath, new.get("t", ""), _mtime(new),
-                                      f"moved {_named(kind, new.get('t', ''))} from {old_path}",
-                                      {"from": old_path}, _after=new))
-            return out + _diff(me, relpath, old, new, messages)
+                return diff(me, relpath, None, new, messages)
+            return moved(me, relpath, new, old_path) + diff(me, relpath, old, new, messages)
         old = self.known.get(relpath)
         self.known[relpath] = new
-        return _diff(me, relpath, old, new, messages)
+        if _own((relpath, old, new, messages), self._expected):
+            del self._expected[OwnWrite(relpath, old.get("h") if old else None, new["h"])]
+            return []  # the watcher's own merge or seal: its event says what happened
+        return diff(me, relpath, old, new, messages)
 
 
 # --------------------------------------------------------------------------
 # The two ways to look: against the cursor, or by the files' own times.
 
 
-def _from_scan(vault: "Vault", scan: _Scan, now: dt.datetime) -> list[Reflection]:
+def _news(vault: "Vault", changes: list[ScanChange], writes: Container[OwnWrite], now: dt.datetime) -> list[Reflection]:
+    """The reflections of scanned changes: moves paired, the watcher's own rewrites folded away."""
     me = vault.instance
-    changes, found = _moves(me, scan.changes)
+    changes, found = pair_moves(me, [c for c in changes if not _own(c, writes)])
     for rel, old, new, messages in changes:
-        trash = _trash_actor(vault, rel) if new is None else None
-        found.extend(_diff(me, rel, old, new, messages, trash, now))
+        remover = _remover(vault, rel) if new is None else None
+        found.extend(diff(me, rel, old, new, messages, remover, now))
     return found
 
 
 def _since_cursor(vault: "Vault", cursor: dict, now: dt.datetime) -> list[Reflection]:
     scan = _scan(vault, cursor["files"])
-    found = _from_scan(vault, scan, now)
+    log = _log(vault).read()
+    found = _news(vault, scan.changes, _writes(log), now)
     reflected = {r.path for r in found} | {str(r.details["from"]) for r in found if r.action == "moved"}
     silent = [c for c in scan.changes if c[0] not in reflected]
     if silent or scan.refreshed:
         # Changes that are nobody's news (own writes, presence) go straight into
         # the cursor, so the next look need not hash those files again.
         _fold(vault, cursor, scan, silent)
-    return found + _logged(vault, after_t=cursor.get("log_until"))
+    return found + _logged(log, after_t=cursor.get("log_until"))
 
 
 def _fold(vault: "Vault", seen: dict, scan: _Scan, silent: list) -> None:
@@ -884,67 +513,8 @@ def _since(vault: "Vault", cutoff: dt.datetime, plain: bool, collect: dict | Non
         fp, messages = fingerprint(relpath, data, st.st_mtime_ns, st.st_size)
         if collect is not None:
             collect[relpath] = fp
-        found.extend(_timed(me, relpath, fp, messages, cutoff, plain))
-    return found + _logged(vault, since=cutoff)
-
-
-def _after(value: Any, cutoff: dt.datetime) -> bool:
-    t = time_or_none(value)
-    return t is not None and t >= cutoff
-
-
-def _timed(me: str, rel: str, fp: dict, messages: dict, cutoff: dt.datetime, plain: bool) -> list[Reflection]:
-    kind = fp.get("k", "note")
-    title = fp.get("t", "")
-    if fp.get("plain") or not (fp.get("c") or fp.get("b")):
-        # Nothing signed it: a person's file (or mirrorfs's own template).
-        when = _mtime(fp)
-        if not plain or when is None or when < cutoff or (kind == "bridge" and not _addressed(fp, me)):
-            return []
-        return [Reflection(HUMAN, "changed", kind, rel, title, when, f"changed {_named(kind, title)}", {},
-                           _after=fp)]
-    if kind == "bridge" and not _addressed(fp, me):
-        return []
-    creator = fp.get("c") or fp.get("b") or HUMAN
-    by = fp.get("b") or creator
-    created = _after(fp.get("cr"), cutoff)
-    updated = _after(fp.get("u"), cutoff)
-    if kind == "session":
-        recent = [i for i in fp.get("ids", []) if _after(messages.get(i, ("", None, ""))[1], cutoff)]
-        if created and creator != me:
-            return _added(me, rel, {**fp, "ids": recent}, messages, creator)
-        out = _message_reflections(me, rel, fp, recent, messages)
-        if not out and updated and by != me:
-            out.append(Reflection(by, "changed", kind, rel, title, time_or_none(fp.get("u")),
-                                  f"changed session {_quote(title)}", {}, _after=fp))
-        return out
-    if kind == "instance":
-        owner = by
-        if owner == me:
-            return []
-        fresh = [raw for raw in fp.get("in", []) if (split_intention(raw)[1] or dt.date.min) >= cutoff.date()]
-        out = []
-        if created:
-            out.append(Reflection(owner, "added", kind, rel, title, time_or_none(fp.get("cr")), "joined the vault", {},
-                                  _after=fp))
-        return out + _intention_reflections(rel, fp, owner, fresh, [], time_or_none(fp.get("u")))
-    if kind == "bridge":
-        if created and creator != me:
-            to = fp.get("to") or ["all"]
-            return [Reflection(creator, "added", kind, rel, title, time_or_none(fp.get("cr")),
-                               f"added {_named(kind, title)} for {', '.join(to)}", {"to": to}, _after=fp)]
-        if updated and by != me:
-            action = "answered" if fp.get("st") == "answered" else "changed"
-            return [Reflection(by, action, kind, rel, title, time_or_none(fp.get("u")),
-                               f"{action} {_named(kind, title)}", {}, _after=fp)]
-        return []
-    if created and creator != me:
-        return [Reflection(creator, "added", kind, rel, title, time_or_none(fp.get("cr")), f"added {_named(kind, title)}",
-                           {}, _after=fp)]
-    if updated and by != me:
-        return [Reflection(by, "changed", kind, rel, title, time_or_none(fp.get("u")), f"changed {_named(kind, title)}",
-                           {}, _after=fp)]
-    return []
+        found.extend(timed(me, relpath, fp, messages, cutoff, plain))
+    return found + _logged(_log(vault).read(), since=cutoff)
 
 
 def _mark(vault: "Vault", reflections: list[Reflection], now: dt.datetime, first: dict | None = None) -> None:
@@ -954,6 +524,8 @@ def _mark(vault: "Vault", reflections: list[Reflection], now: dt.datetime, first
     they need reading again).
     """
     me = vault.instance
+    log = _log(vault).read()
+    writes = _writes(log)
     with _lock(vault):
         cursor = load_cursor(vault)
         known = cursor["files"] if cursor else (first or {})
@@ -970,10 +542,11 @@ def _mark(vault: "Vault", reflections: list[Reflection], now: dt.datetime, first
                 moved_from.add(str(r.details["from"]))
         if cursor is None:
             # A first look takes everything the log held as its baseline too.
-            log_until = max([log_until] + [float(e.get("t") or 0) for e in _log(vault).read()])
+            log_until = max([log_until] + [float(e.get("t") or 0) for e in log])
         files = dict(scan.current)
         if cursor is not None:
-            for rel, old, new, messages in scan.changes:
+            for change in scan.changes:
+                rel, old, new, messages = change
                 if rel in shown:
                     after = shown[rel]._after
                     if after is None and shown[rel].action == "removed":
@@ -984,7 +557,7 @@ def _mark(vault: "Vault", reflections: list[Reflection], now: dt.datetime, first
                 if rel in moved_from:
                     files.pop(rel, None)
                     continue
-                if _diff(me, rel, old, new, messages, None, now):
+                if not _own(change, writes) and diff(me, rel, old, new, messages, None, now):
                     # Unread news stays unread.
                     if old is None:
                         files.pop(rel, None)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable, Container
 
-from mirrorfs.fingerprints import below
+from mirrorfs.signatures import below
 
 INF = float("inf")
 # Above this many folders to rescan, one full rescan is cheaper and simpler.

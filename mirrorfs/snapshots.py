@@ -23,7 +23,7 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from mirrorfs.errors import MirrorfsError
+from mirrorfs.errors import SnapshotStoreError as SnapshotStoreError  # importable from here too
 from mirrorfs.storage import sha256
 
 if TYPE_CHECKING:
@@ -62,10 +62,6 @@ CREATE TABLE IF NOT EXISTS totals (
 );
 INSERT OR IGNORE INTO totals (id, entries, bytes) VALUES (0, 0, 0);
 """
-
-
-class SnapshotStoreError(MirrorfsError):
-    """The store of last-seen versions cannot be used (misplaced or corrupt)."""
 
 
 class Seen:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 import socket
@@ -15,7 +14,12 @@ import yaml
 
 from mirrorfs import note as notes
 from mirrorfs import recent, state, storage
+from mirrorfs import trash as trash_bin
 from mirrorfs.clock import timestamp
+from mirrorfs.config import (  # the config is mirrorfs.config's
+    FORMAT_VERSION,
+    load_config,
+)
 from mirrorfs.errors import (
     ConflictError,
     InvalidValueError,
@@ -26,12 +30,14 @@ from mirrorfs.errors import (
     VaultNotFoundError,
 )
 from mirrorfs.instances import Instances
-from mirrorfs.layout import CONFIG_FILE, FOLDERS, OWNED_TYPES, TRASH_DIR
+from mirrorfs.layout import CONFIG_FILE, FOLDERS, OWNED_TYPES
+from mirrorfs.layout import (
+    TRASH_DIR as TRASH_DIR,  # where tests and callers look for it
+)
 from mirrorfs.memory import Memory
 from mirrorfs.session import Sessions
 from mirrorfs.slug import slugify
 
-from mirrorfs.config import FORMAT_VERSION, load_config  # the config is mirrorfs.config's
 ENV_VAULT = "MIRRORFS_VAULT"
 ENV_INSTANCE = "MIRRORFS_INSTANCE"
 _INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -263,34 +269,18 @@ class Vault:
     def trash(self, path: str | os.PathLike, purge: bool = False) -> Path | None:
         """Move a note to the vault's trash (or delete it with *purge*)."""
         _, snap = self.read(path)
-        rel = self.relpath(snap.path)
         if purge:
             self.store.delete(snap.path, snap.sha)
             return None
-        # The instance in the folder name lets reflections say who removed it.
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + f"-{self.instance}"
-        target = self.root / TRASH_DIR / stamp / rel
-        self.store.move(snap.path, target, snap.sha)
-        return target
+        # The instance in the entry's name lets reflections say who removed it.
+        return self.root / trash_bin.move(self, self.relpath(snap.path), snap.sha, instance=self.instance)
 
     def restore(self, trashed: str | os.PathLike) -> Path:
         """Put a trashed note back where it was."""
-        full = self.resolve(trashed)
-        trash_root = self.root / TRASH_DIR
-        try:
-            rel = full.relative_to(trash_root)
-        except ValueError:
-            raise InvalidValueError(f"{trashed} is not in the trash ({TRASH_DIR})") from None
-        original = self.root / Path(*rel.parts[1:])
-        snap = storage.read(full)
-        if not snap.exists:
-            raise NotFoundError(f"nothing in the trash at {trashed}")
-        self.store.move(full, original, snap.sha)
-        return original
+        return trash_bin.restore(self, trashed)
 
     def trashed(self) -> list[Path]:
-        root = self.root / TRASH_DIR
-        return sorted(p for p in root.rglob("*.md")) if root.is_dir() else []
+        return trash_bin.entries(self)
 
     # -- identity and instances -------------------------------------------
 

@@ -30,7 +30,7 @@ from typing import Callable, Mapping
 
 from mirrorfs.changes import ADDED, DELETED, MODIFIED, MOVED, Change, Judge
 from mirrorfs.errors import EventsLostError, VaultNotFoundError, VaultUnavailableError, WatchError
-from mirrorfs.fingerprints import Fingerprint, Fingerprints, Signature
+from mirrorfs.signatures import Fingerprint, Fingerprints, Signature
 from mirrorfs.ignore import IGNORED_DIRS, is_note_path, iter_note_paths
 from mirrorfs.moves import EMPTY_SHA256, MoveHints, folder_moved
 from mirrorfs.noteread import list_notes, read_note, read_settled

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from mirrorfs.changes import ADDED, DELETED, MODIFIED, MOVED, Change, Judge
-from mirrorfs.fingerprints import Fingerprint, Fingerprints
+from mirrorfs.signatures import Fingerprint, Fingerprints
 from mirrorfs.moves import MoveHints
 from mirrorfs.noteread import ERROR, MISSING, PRESENT, UNSTABLE, Read
 from mirrorfs.settle import Scheduler, SettleTimes

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 
-from mirrorfs.fingerprints import Fingerprint, Fingerprints
+from mirrorfs.signatures import Fingerprint, Fingerprints
 from mirrorfs.moves import EMPTY_SHA256, MoveHints, folder_moved, pair_hinted, twin
 
 
