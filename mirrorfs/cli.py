@@ -48,6 +48,7 @@ LAZY_COMMANDS = {
     "edit": "mirrorfs.cli_crypto",
     "rekey": "mirrorfs.cli_crypto",
     "doctor": "mirrorfs.cli_crypto",
+    "import": "mirrorfs.cli_import",
 }
 
 

@@ -87,3 +87,11 @@ class MalformedSectionError(CryptoError):
 class TamperedSectionError(CryptoError):
     """A section fails authentication although its key opens other sections with
     the same salt: it was changed or truncated after it was written."""
+
+
+class ImportSourceError(MirrorfsError):
+    """What was given to `mirrorfs import` cannot be read as that source at all; nothing was written."""
+
+
+class ImportPasswordError(ImportSourceError):
+    """The password for an encrypted source (an ActiveMirrorOS vault) is missing or does not open it."""
