@@ -23,8 +23,8 @@ import re
 from typing import Any, Iterator
 
 from mirrorfs.importer import (
-    ImportedMessage, ImportedSession, Item, Progress, Skipped, clean_text, export_files, fenced, from_epoch,
-    stream_array,
+    ImportedMessage, ImportedSession, Item, Progress, Skipped, clean_text, conversations, export_files, fenced,
+    from_epoch,
 )
 from mirrorfs.messages import ROLES
 
@@ -34,16 +34,9 @@ _FILE_ID = re.compile(r"(file[-_][A-Za-z0-9]+)")
 
 def read(path, progress: Progress | None = None, **_: Any) -> Iterator[Item]:
     """Every conversation of the export at *path* as an ImportedSession (or a Skipped)."""
-    files, names = export_files(path)
-    shipped = _shipped_files(names)
-    number = 0
-    for name, opener, size in files:
-        for element in stream_array(name, opener, size, progress):
-            if isinstance(element, Skipped):
-                yield element
-                continue
-            number += 1
-            yield convert(element, number, shipped)
+    shipped = _shipped_files(export_files(path)[1])
+    for number, element in conversations(path, progress):
+        yield element if isinstance(element, Skipped) else convert(element, number, shipped)
 
 
 def _shipped_files(names: list[str]) -> dict[str, str]:
@@ -124,7 +117,6 @@ def _session(conv: dict, cid: str, mapping: dict, label: str, shipped: dict[str,
     )
     other_leaves = sum(1 for k, n in mapping.items()
                        if k not in on_path and isinstance(n, dict) and not n.get("children"))
-    title = clean_text(conv.get("title") or "").strip() or "Untitled conversation"
     preamble = [f"Imported from ChatGPT (conversation `{cid}`)."]
     extra: dict[str, Any] = {}
     if off_branch:
@@ -135,14 +127,12 @@ def _session(conv: dict, cid: str, mapping: dict, label: str, shipped: dict[str,
             "ChatGPT did not show last; only the shown branch is imported.")
     if not current_ok and path:
         preamble.append("The export names no usable current message: the newest branch is imported.")
-    if not messages:
-        preamble.append("The export holds no messages for this conversation.")
     if conv.get("default_model_slug"):
         extra["origin_model"] = str(conv["default_model_slug"])
     updated = conv.get("update_time")
     return ImportedSession(
         origin_id=cid,
-        title=title,
+        title=str(conv.get("title") or ""),
         messages=messages,
         label=label,
         created=from_epoch(conv.get("create_time")),

@@ -16,8 +16,7 @@ import json
 from typing import Any, Iterator
 
 from mirrorfs.importer import (
-    ImportedMessage, ImportedSession, Item, Progress, Skipped, clean_text, export_files, fenced, from_iso,
-    stream_array,
+    ImportedMessage, ImportedSession, Item, Progress, Skipped, clean_text, conversations, fenced, from_iso,
 )
 
 SOURCE = "claude"
@@ -26,15 +25,8 @@ _ROLES = {"human": "user", "user": "user", "assistant": "assistant", "system": "
 
 def read(path, progress: Progress | None = None, **_: Any) -> Iterator[Item]:
     """Every conversation of the export at *path* as an ImportedSession (or a Skipped)."""
-    files, _names = export_files(path)
-    number = 0
-    for name, opener, size in files:
-        for element in stream_array(name, opener, size, progress):
-            if isinstance(element, Skipped):
-                yield element
-                continue
-            number += 1
-            yield convert(element, number)
+    for number, element in conversations(path, progress):
+        yield element if isinstance(element, Skipped) else convert(element, number)
 
 
 def convert(conv: Any, number: int) -> ImportedSession | Skipped:
@@ -91,19 +83,16 @@ def _session(conv: dict, cid: str, chat: list, label: str) -> ImportedSession:
         mid = raw.get("uuid")
         messages.append(ImportedMessage(role=role, content=text, time=from_iso(raw.get("created_at")),
                                         origin_id=str(mid) if mid is not None else None, meta=meta))
-    name = clean_text(conv.get("name") or "").strip() or "Untitled conversation"
     preamble = [f"Imported from Claude.ai (conversation `{cid}`)."]
     if isinstance(conv.get("summary"), str) and conv["summary"].strip():
         preamble += ["", "Summary: " + " ".join(conv["summary"].split())]
     if off_branch:
         preamble.append(f"The export holds {off_branch} message(s) on other branches of this conversation "
                         "(edited or retried turns); only the shown branch is imported.")
-    if not messages:
-        preamble.append("The export holds no messages for this conversation.")
     updated = conv.get("updated_at")
     return ImportedSession(
         origin_id=cid,
-        title=name,
+        title=str(conv.get("name") or ""),
         messages=messages,
         label=label,
         created=from_iso(conv.get("created_at")),

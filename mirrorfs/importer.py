@@ -281,6 +281,20 @@ def export_files(path: str | os.PathLike) -> tuple[list[tuple[str, Callable, int
     return [(path.name, lambda: open(path, "rb"), path.stat().st_size)], [path.name]
 
 
+def conversations(path: str | os.PathLike, progress: Progress | None = None) -> Iterator[tuple[int, Any]]:
+    """(number, element) for every conversation of a chat export (numbered from 1 across its
+    files), or (0, Skipped) where a file cannot be read on."""
+    files, _ = export_files(path)
+    number = 0
+    for name, opener, size in files:
+        for element in stream_array(name, opener, size, progress):
+            if isinstance(element, Skipped):
+                yield 0, element
+            else:
+                number += 1
+                yield number, element
+
+
 def stream_array(name: str, opener: Callable, size: int, progress: Progress | None = None
                  ) -> Iterator[Any]:
     """The elements of a JSON array, one at a time (bounded memory), then None.
@@ -526,7 +540,7 @@ class Importer:
         meta = {
             "id": stem,
             "type": "session",
-            "title": clean_text(s.title).strip() or "Untitled",
+            "title": clean_text(s.title).strip() or "Untitled conversation",
             "instance": self.instance,
             "status": s.status,
             "persistence": "persistent",
@@ -543,7 +557,8 @@ class Importer:
             "origin_parent": s.parent,
             **s.extra,
         }
-        preamble = "".join(clean_text(line) + "\n" for line in s.preamble)
+        lines = [*s.preamble, *([] if s.messages else ["The source holds no messages for this conversation."])]
+        preamble = "".join(clean_text(line) + "\n" for line in lines)
         body = preamble + "".join(msgs.render(m) for m in messages)
         path = self.folder / f"{stem}.md"
         rel = f"{SESSIONS_DIR}/{self.instance}/{stem}.md"

@@ -101,7 +101,7 @@ def test_empty_conversation_reasoning_and_missing_times(vault):
     import_path(vault, "chatgpt", EXPORT)
     found = imported(vault.root)
     meta, messages, preamble = found[EMPTY]
-    assert messages == [] and "The export holds no messages for this conversation." in preamble
+    assert messages == [] and "The source holds no messages for this conversation." in preamble
     _, messages, _ = found[PRIME]
     assert [m.meta.get("content_type") for m in messages] == [None, "thoughts", "reasoning_recap", None]
     assert messages[1].content == "**Checking small factors**\n1001 = 7 × 143 = 7 × 11 × 13."

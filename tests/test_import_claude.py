@@ -56,7 +56,7 @@ def test_empty_and_branched_conversations(vault):
     found = imported(vault.root)
     meta, messages, preamble = found[EMPTY]
     assert (meta["title"], messages) == ("Untitled conversation", [])
-    assert "The export holds no messages for this conversation." in preamble
+    assert "The source holds no messages for this conversation." in preamble
     meta, messages, preamble = found[HAIKU]
     assert messages[-1].content.startswith("Salt breath of the moon")
     assert "Summary: A short poem." in preamble
