@@ -108,7 +108,7 @@ def child(mode: str, export: str, vault_root: str) -> None:
     t0 = time.perf_counter()
     if mode == "baseline":
         from mirrorfs import import_chatgpt
-        from mirrorfs.importer import export_files, stream_array
+        from mirrorfs.import_streams import export_files, stream_array
 
         messages = conversations = 0
         for name, opener, size in export_files(export)[0]:

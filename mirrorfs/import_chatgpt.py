@@ -23,9 +23,9 @@ import re
 from typing import Any, Iterator
 
 from mirrorfs.importer import (
-    ImportedMessage, ImportedSession, Item, Progress, Skipped, clean_text, conversations, export_files, fenced,
-    from_epoch,
+    ImportedMessage, ImportedSession, Item, Progress, Skipped, clean_text, fenced, from_epoch,
 )
+from mirrorfs.import_streams import conversations, export_files
 from mirrorfs.messages import ROLES
 
 SOURCE = "chatgpt"

@@ -16,8 +16,9 @@ import json
 from typing import Any, Iterator
 
 from mirrorfs.importer import (
-    ImportedMessage, ImportedSession, Item, Progress, Skipped, clean_text, conversations, fenced, from_iso,
+    ImportedMessage, ImportedSession, Item, Progress, Skipped, clean_text, fenced, from_iso,
 )
+from mirrorfs.import_streams import conversations
 
 SOURCE = "claude"
 _ROLES = {"human": "user", "user": "user", "assistant": "assistant", "system": "system"}

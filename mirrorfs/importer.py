@@ -3,8 +3,9 @@
 Each source module (`import_activemirror`, `import_chatgpt`, `import_claude`,
 `import_mirrordna`) reads its own format and yields items: `ImportedSession`,
 `ImportedMemory`, `Expected` (a session announced before it comes, so links can
-be written when a file is created) and `Skipped` (one line for a person). The
-`Importer` here turns them into files through the one write path:
+be written when a file is created) and `Skipped` (one line for a person); chat exports are read
+by `import_streams`. The `Importer` here turns the items into files through
+the one write path:
 
 * a new session is written whole, once, with `store.create` (never over a file);
 * a session imported before gains only the messages it lacks, appended with
@@ -22,17 +23,15 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import os
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 from mirrorfs import messages as msgs
 from mirrorfs import note as notes
 from mirrorfs import storage
-from mirrorfs.errors import ConflictError, ImportSourceError, MirrorfsError, UnreadableNoteError
+from mirrorfs.errors import ConflictError, MirrorfsError, UnreadableNoteError
 from mirrorfs.memory import MEMORY_DIR, normalise_tags
 from mirrorfs.messages import Message
 from mirrorfs.session import SESSIONS_DIR, link_target, read_front_matter, wikilink
@@ -217,118 +216,6 @@ def fenced(text: str, info: str = "") -> str:
     runs = [len(m) for m in re.findall(r"`{3,}", text)]
     fence = "`" * max([3, *(n + 1 for n in runs)])
     return f"{fence}{info}\n{text.rstrip()}\n{fence}"
-
-
-class _CountingReader:
-    """A binary file wrapper that counts what was read (progress of a stream)."""
-
-    def __init__(self, raw):
-        self.raw = raw
-        self.done = 0
-        self._head = b""
-
-    def peek(self, n: int = 64) -> bytes:
-        while len(self._head) < n:
-            more = self.raw.read(n - len(self._head))
-            if not more:
-                break
-            self._head += more
-        return self._head
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            data, self._head = self._head, b""
-            if n is None or n < 0:
-                data += self.raw.read()
-            elif n > len(data):
-                data += self.raw.read(n - len(data))
-            elif n < len(data):
-                data, self._head = data[:n], data[n:]
-        else:
-            data = self.raw.read(n)
-        self.done += len(data)
-        return data
-
-
-_CONVERSATIONS = re.compile(r"^conversations(-\d+)?\.json$")
-
-
-def export_files(path: str | os.PathLike) -> tuple[list[tuple[str, Callable, int]], list[str]]:
-    """The `conversations.json` files of an export: a zip, a folder or the file itself.
-
-    Returns ([(name, opener, size)], names of every file in the export) — the
-    names let a source find the image files an export ships beside the JSON.
-    """
-    path = Path(path)
-    if path.is_dir():
-        names = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
-        found = [n for n in names if _CONVERSATIONS.match(n.rsplit("/", 1)[-1])]
-        if not found:
-            raise ImportSourceError(f"{path}: no conversations.json in this folder")
-        return [(n, lambda n=n: open(path / n, "rb"), (path / n).stat().st_size) for n in found], names
-    if zipfile.is_zipfile(path):
-        try:
-            archive = zipfile.ZipFile(path)
-            infos = [i for i in archive.infolist() if not i.is_dir()]
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise ImportSourceError(f"{path}: cannot read the zip file ({exc})") from None
-        found = [i for i in infos if _CONVERSATIONS.match(i.filename.rsplit("/", 1)[-1])]
-        if not found:
-            raise ImportSourceError(f"{path}: the zip file holds no conversations.json")
-        return [(i.filename, lambda i=i: archive.open(i), i.file_size) for i in found], [i.filename for i in infos]
-    if not path.is_file():
-        raise ImportSourceError(f"{path}: no such file or folder")
-    return [(path.name, lambda: open(path, "rb"), path.stat().st_size)], [path.name]
-
-
-def conversations(path: str | os.PathLike, progress: Progress | None = None) -> Iterator[tuple[int, Any]]:
-    """(number, element) for every conversation of a chat export (numbered from 1 across its
-    files), or (0, Skipped) where a file cannot be read on."""
-    files, _ = export_files(path)
-    number = 0
-    for name, opener, size in files:
-        for element in stream_array(name, opener, size, progress):
-            if isinstance(element, Skipped):
-                yield 0, element
-            else:
-                number += 1
-                yield number, element
-
-
-def stream_array(name: str, opener: Callable, size: int, progress: Progress | None = None
-                 ) -> Iterator[Any]:
-    """The elements of a JSON array, one at a time (bounded memory), then None.
-
-    Bad JSON ends the stream with a `Skipped` naming where the file broke; what
-    was read before it is still yielded.
-    """
-    import ijson
-
-    try:
-        raw = opener()
-    except (OSError, zipfile.BadZipFile) as exc:
-        yield Skipped(name, f"cannot be read ({exc})")
-        return
-    with raw:
-        reader = _CountingReader(raw)
-        head = reader.peek().lstrip(b"\xef\xbb\xbf \t\r\n")
-        if not head.startswith(b"["):
-            yield Skipped(name, "not a JSON list of conversations (it does not start with '[')")
-            return
-        if reader.peek(3) == b"\xef\xbb\xbf":
-            reader.read(3)
-        count = 0
-        try:
-            for element in ijson.items(reader, "item", use_float=True):
-                count += 1
-                yield element
-                if progress:
-                    progress(reader.done, size)
-        except (ijson.JSONError, UnicodeDecodeError, zipfile.BadZipFile, OSError, EOFError) as exc:
-            first = str(exc).strip().split("\n", 1)[0].strip().rstrip(".")
-            ended = any(w in first.lower() for w in ("premature eof", "incomplete"))
-            why = "ends early (truncated)" if ended else f"is not valid JSON ({first})"
-            yield Skipped(name, f"{why} after {count} conversations, near byte {reader.done}; the rest is not imported")
 
 
 # -- what the vault already holds ----------------------------------------------
