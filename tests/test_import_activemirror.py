@@ -18,7 +18,7 @@ from mirrorfs.session import link_target
 
 AM = FIXTURES / "activemirror"
 PASSWORD = "tide-pool-lantern"
-SECRETS = ("correct horse battery staple", "Camino de Santiago", "stop reading the news")
+SECRETS = ("correct horse battery staple", "Camino de Santiago", "stop reading the news", "Birchwood")
 TRIP = "bfda8fa1-f6c4-4bf0-bb07-f789a0fcaa11"
 PART2 = "b79b6b80-4cb2-4ada-b114-e01af2da10ef"
 PACKING = "fd6b3ab1-bb4a-4a8c-b250-349bfc4b7639"
@@ -114,13 +114,14 @@ def test_a_newer_store_adds_only_what_is_new(vault, am):
     assert vault_bytes(vault.root) == again
 
 
-def test_vault_entries_become_sealed_memories_without_plaintext_on_disk(vault, am):
+def test_vault_entries_become_sealed_memories_without_plaintext_on_disk(vault, am, state_dir):
     vault.unlock("vault passphrase")
     report = import_path(vault, "activemirror", am / "vault", password=PASSWORD)
     assert (report.memories_new, report.skipped) == (3, [])
-    on_disk = b"".join((vault.root / p).read_bytes() for p in vault_bytes(vault.root))
+    vault.search("Birchwood")  # the index sees the vault too: it must not hold the text either
+    on_disk = b"".join(p.read_bytes() for root in (vault.root, state_dir) for p in root.rglob("*") if p.is_file())
     for secret in SECRETS:
-        assert secret.encode() not in on_disk
+        assert secret.encode() not in on_disk and secret.lower().encode() not in on_disk
     paths = sorted(p.name for p in (vault.root / "memory").glob("*.md"))
     assert paths == ["goal-2026.md", "reflection-march.md", "wifi-cabin.md"]
     m = vault.memory.get("wifi_cabin")
