@@ -42,6 +42,7 @@ COMMANDS = {
     "rekey": "mirrorfs.cli_crypto:rekey",
     "doctor": "mirrorfs.cli_crypto:doctor",
     "mcp": "mirrorfs.cli_mcp:mcp_cmd",
+    "import": "mirrorfs.cli_import:import_cmd",
 }
 
 

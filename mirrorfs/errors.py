@@ -217,3 +217,11 @@ class EventsLostError(WatchError):
 
 class AlreadyWatchingError(MirrorfsError):
     """Another `mirrorfs watch` already serves this vault on this device."""
+
+
+class ImportSourceError(MirrorfsError):
+    """What was given to `mirrorfs import` cannot be read as that source at all; nothing was written."""
+
+
+class ImportPasswordError(ImportSourceError):
+    """The password for an encrypted source (an ActiveMirrorOS vault) is missing or does not open it."""
