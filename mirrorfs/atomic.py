@@ -20,6 +20,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import signal
 import sys
 import time
 
@@ -102,6 +103,11 @@ def wait_until_unshared(path: str | os.PathLike, timeout: float = LEASE_WAIT) ->
     deadline = time.monotonic() + timeout
     delay = 0.001
     try:
+        # A lease break is signalled to the lease holder, SIGIO by default, whose
+        # default action ends the process: ask for SIGURG, which is ignored.
+        setsig = getattr(fcntl, "F_SETSIG", None)
+        if setsig is not None:
+            fcntl.fcntl(fd, setsig, signal.SIGURG)
         while True:
             try:
                 # A write lease is granted only while no other descriptor is open.

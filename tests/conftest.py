@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import shutil
 import threading
@@ -25,16 +26,21 @@ THREAD_JOIN_WAIT = 2.0
 
 
 @pytest.fixture(autouse=True)
-def no_leaks():
+def no_leaks(request):
     """Fail a test that leaves a thread running or emits a Python warning.
 
     Set up before, and torn down after, every other fixture of the test, so
     their cleanup counts. Warnings are recorded from every thread (the warning
     filters are process-wide), so a watcher's or watchdog's warning counts too.
+    A test's own `@pytest.mark.filterwarnings("ignore::Category")` is honoured:
+    a warning a test expects and names is not a leak.
     """
     before = set(threading.enumerate())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        for mark in request.node.iter_markers("filterwarnings"):
+            for spec in mark.args:
+                _apply_filter(spec)
         yield
         # Files and sockets a test dropped inside reference cycles warn only when
         # collected: collect now, so the warning names this test, not a later one.
@@ -52,6 +58,26 @@ def no_leaks():
     problems += [f"emitted {w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in caught]
     if problems:
         pytest.fail("this test " + "; ".join(problems), pytrace=False)
+
+
+def close_pipes(proc, *readers: threading.Thread, timeout: float = 30) -> None:
+    """After *proc* ended: let the threads reading its output reach end of file, then close its pipes."""
+    proc.wait(timeout)
+    for thread in readers:
+        thread.join(timeout)
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
+def _apply_filter(spec: str) -> None:
+    """A warnings filter in pytest's `action:message:category:module:lineno` form."""
+    action, message, category, module, lineno = (spec.split(":") + [""] * 5)[:5]
+    cls: type[Warning] = Warning
+    if category:
+        module_name, _, name = category.rpartition(".")
+        cls = getattr(importlib.import_module(module_name or "builtins"), name)
+    warnings.filterwarnings(action, message=message, category=cls, module=module, lineno=int(lineno or 0))
 
 
 @pytest.fixture

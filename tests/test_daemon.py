@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+from conftest import close_pipes
 
 from mirrorfs import search, server
 from mirrorfs.daemon import AlreadyWatchingError, WatchDaemon, read_status
@@ -135,7 +136,8 @@ def test_watch_command_runs_and_stops_cleanly_on_sigterm(vault, state_dir):
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(l.rstrip("\n")) for l in proc.stdout], daemon=True).start()
+    reader = threading.Thread(target=lambda: [lines.put(l.rstrip("\n")) for l in proc.stdout], daemon=True)
+    reader.start()
     try:
         wait_for(lines, lambda l: l.startswith("watching "))
         Vault.open(vault.root, instance="phone").remember("From the phone", title="Phone note")
@@ -148,6 +150,7 @@ def test_watch_command_runs_and_stops_cleanly_on_sigterm(vault, state_dir):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(TIMEOUT) == 0
     wait_for(lines, lambda l: l == "watcher stopped")
+    close_pipes(proc, reader)
     assert read_status(vault)["running"] is False
     card = Vault.open(vault.root, instance="laptop").instances.get("laptop")
     assert card.meta["status"] == "idle"

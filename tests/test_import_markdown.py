@@ -90,7 +90,7 @@ def test_basic_memory_and_memory_tool_folders(tmp_path):
     assert by_path["notes/coffee.md"] == (
         "note", "a basic-memory note: read as a note; its observations and relations stay text")
     assert by_path["memory/tea.md"] == ("memory", None)
-    assert by_path["binary.md"] == ("problem", "binary file (contains NUL bytes); skipped")
+    assert by_path["binary.md"] == ("problem", "binary file (contains NUL bytes)")
     role, remark = by_path["broken.md"]
     assert role == "note" and remark.startswith("front matter unparseable (") and "never edited by mirrorfs" in remark
     memories = write(tmp_path / "memories", {"preferences.md": "Sam likes tea.\n", "project/notes.xml": "<n/>\n"})

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import close_pipes
 
 from mirrorfs import mcp_server
 
@@ -53,7 +54,8 @@ class Wire:
         self.proc = subprocess.Popen([str(MIRRORFS), "--vault", str(root), "mcp", *args], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
         self.replies: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -72,7 +74,9 @@ class Wire:
     def close(self) -> str:
         self.proc.stdin.close()
         self.proc.wait(timeout=30)
-        return self.proc.stderr.read().decode()
+        err = self.proc.stderr.read().decode()
+        close_pipes(self.proc, self.reader)
+        return err
 
 
 def _initialize(version: str, name: str = "Cursor") -> dict:

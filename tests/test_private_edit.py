@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import close_pipes, snapshot_tree
 
 from mirrorfs import private_edit, sealing
 from mirrorfs.errors import ConflictError, LockedError
-
-from conftest import snapshot_tree
 
 PASSPHRASE = "correct horse battery staple"
 TIMEOUT = 30
@@ -141,7 +140,8 @@ class EditProcess:
             [sys.executable, "-m", "mirrorfs", "--vault", str(vault.root), "--instance", "laptop", "edit", rel],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
         self.editor_pid, self.file = self._wait_editing()
 
     def _read(self) -> None:
@@ -165,7 +165,9 @@ class EditProcess:
             code = self.proc.wait(timeout=TIMEOUT)
         finally:
             self.kill_editor()
-        return code, self.proc.stderr.read()
+        err = self.proc.stderr.read()
+        close_pipes(self.proc, self.reader)
+        return code, err
 
     def kill_editor(self) -> None:
         try:

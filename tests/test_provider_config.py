@@ -8,13 +8,23 @@ import textwrap
 
 import keyring
 import pytest
+from conftest import close_pipes
+from fake_llm import FakeLLM, anthropic_error, openai_completion
 from keyring.backend import KeyringBackend
 from keyring.errors import KeyringError
 
-from fake_llm import FakeLLM, anthropic_error, openai_completion
 from mirrorfs import os_keyring
-from mirrorfs.errors import KeyringUnavailableError, ProviderAuthError, ProviderConfigError
-from mirrorfs.provider_config import Secret, ollama_host_url, redact_url, store_key_in_keyring
+from mirrorfs.errors import (
+    KeyringUnavailableError,
+    ProviderAuthError,
+    ProviderConfigError,
+)
+from mirrorfs.provider_config import (
+    Secret,
+    ollama_host_url,
+    redact_url,
+    store_key_in_keyring,
+)
 from mirrorfs.providers import available_providers, get_provider, resolve_settings
 
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -309,7 +319,7 @@ def test_the_rate_limit_is_shared_by_two_processes_of_the_device():
             for child in children:
                 if child.poll() is None:
                     child.kill()
-                    child.wait()
+                close_pipes(child)
         requests = server.requests
     assert sorted(r.json()["messages"][0]["content"] for r in requests) == ["a 0", "a 1", "a 2",
                                                                            "b 0", "b 1", "b 2"]

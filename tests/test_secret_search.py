@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
+from conftest import close_pipes
 
 from mirrorfs.cli import cli
 from mirrorfs.vault import Vault
@@ -107,7 +108,8 @@ def test_watch_unlock_as_a_real_process_seals_what_a_person_types(vault, state_d
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(l.rstrip("\n")) for l in proc.stdout], daemon=True).start()
+    reader = threading.Thread(target=lambda: [lines.put(l.rstrip("\n")) for l in proc.stdout], daemon=True)
+    reader.start()
     note = vault.root / "memory" / "typed.md"
     try:
         deadline = time.monotonic() + 30
@@ -123,4 +125,5 @@ def test_watch_unlock_as_a_real_process_seals_what_a_person_types(vault, state_d
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
+        close_pipes(proc, reader)
     assert text.startswith("Door code:\n\n") and len(crypto.find_sections(text)) == 1
