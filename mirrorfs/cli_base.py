@@ -66,8 +66,7 @@ class State:
     @property
     def vault(self) -> Vault:
         if self._vault is None:
-            self._vault = Vault.open(self.vault_path, instance=self.instance)
-            self._vault.instances.ensure_card()
+            self._vault = Vault.open(self.vault_path, instance=self.instance, announce=True)
         return self._vault
 
 

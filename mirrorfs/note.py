@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -273,10 +272,7 @@ def read_bytes(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> b
 
 def read_front_matter(path: str | os.PathLike, chunk: int = 65536) -> dict:
     """Only the front matter of a possibly long file (a session with thousands of messages)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise UnreadableNoteError(str(path), "not a regular file; skipped")
+    with os.fdopen(storage.open_regular(path), "rb") as f:
         head = f.read(chunk)
         if not head.lstrip(BOM.encode("utf-8")).startswith(b"---"):
             return {}

@@ -7,6 +7,7 @@ keyed by the vault id, and can be deleted at any time.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -23,8 +24,48 @@ def base_dir() -> Path:
     return Path(platformdirs.user_state_dir("mirrorfs", appauthor=False))
 
 
-def vault_state_dir(vault_id: str) -> Path:
-    """This device's private folder for one vault; created with mode 0700."""
-    path = base_dir() / "vaults" / vault_id
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+ROOT_FILE = "root"
+
+
+def _key(vault_id: str, root: Path) -> str:
+    return f"{vault_id}-{hashlib.sha1(os.fsencode(root)).hexdigest()[:8]}"
+
+
+def _recorded_root(folder: Path) -> Path | None:
+    try:
+        return Path(os.fsdecode((folder / ROOT_FILE).read_bytes().rstrip(b"\n")))
+    except OSError:
+        return None
+
+
+def vault_state_dir(vault_id: str, root: str | os.PathLike | None = None) -> Path:
+    """This device's private folder for one vault folder; created with mode 0700.
+
+    Keyed by the vault id *and* the folder, so two copies of one vault on this
+    device (a backup, a demo copy) never share an index, cursors or merge bases.
+    A vault that moved (its old folder is gone) takes its state along, and so
+    does the first folder to open state kept by id alone (older mirrorfs).
+    """
+    vaults = base_dir() / "vaults"
+    if root is None:
+        path = vaults / vault_id
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+    root = Path(root)
+    path = vaults / _key(vault_id, root)
+    if not path.is_dir():
+        vaults.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for old in sorted(vaults.glob(f"{vault_id}*")):
+            if old == path or not (old.name == vault_id or old.name.startswith(vault_id + "-")):
+                continue
+            recorded = _recorded_root(old)
+            if recorded is None or not recorded.is_dir():
+                try:
+                    os.rename(old, path)  # atomic: of two racing openers, one adopts it
+                    break
+                except OSError:
+                    continue
+        path.mkdir(exist_ok=True, mode=0o700)
+    if _recorded_root(path) != root:
+        (path / ROOT_FILE).write_bytes(os.fsencode(root) + b"\n")
     return path

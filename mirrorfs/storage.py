@@ -107,20 +107,40 @@ class Snapshot:
         return self.data is not None
 
 
-def read_regular(path: str | os.PathLike, max_bytes: int = MAX_NOTE_BYTES) -> bytes:
-    """A regular file's bytes; UnreadableNoteError for a FIFO, socket, device, folder or huge file.
+def open_regular(path: str | os.PathLike) -> int:
+    """A read-only descriptor of a regular file; UnreadableNoteError for anything else.
 
     Opened non-blocking and checked on the descriptor: a FIFO named `x.md`
-    must never hang a reader, even one swapped in after a stat.
+    must never hang a reader, even one swapped in after a stat. A non-blocking
+    open fails at once while another process holds a lease on the file (the
+    write path does, for an instant): wait that out.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    delay, deadline = 0.001, time.monotonic() + atomic.LEASE_WAIT
+    while True:
+        try:
+            fd = os.open(path, flags)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, socket or device)"
+        raise UnreadableNoteError(str(path), what)
+    return fd
+
+
+def read_regular(path: str | os.PathLike, max_bytes: int = MAX_NOTE_BYTES) -> bytes:
+    """A regular file's bytes; UnreadableNoteError for a FIFO, socket, device, folder or huge file."""
+    fd = open_regular(path)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, socket or device)"
-            raise UnreadableNoteError(str(path), what)
-        if st.st_size > max_bytes:
-            raise UnreadableNoteError(str(path), f"{st.st_size} bytes is over the {max_bytes}-byte limit for notes")
+        size = os.fstat(fd).st_size
+        if size > max_bytes:
+            raise UnreadableNoteError(str(path), f"{size} bytes is over the {max_bytes}-byte limit for notes")
         chunks = []
         left = max_bytes + 1
         while left > 0:
@@ -156,18 +176,21 @@ class Store:
     """Writes files of one vault; locks live in this device's state folder.
 
     *root* is the vault folder: a write never creates it or anything above it
-    (a vanished or unmounted vault stays vanished). *before_swap*, when given,
+    (a vanished or unmounted vault stays vanished). *on_write* is told the path
+    before each write into *root* (the vault announces its instance's card). *before_swap*, when given,
     is called as `before_swap(stage, path)` at "synced" (the new bytes are
     durable in their temp file) and "checked" (the last look found the note
     unchanged, the swap comes next): a seam for fault-injection tests.
     """
 
     def __init__(self, lock_dir: str | os.PathLike, root: str | os.PathLike | None = None,
-                 before_swap: Callable[[str, Path], None] | None = None):
+                 before_swap: Callable[[str, Path], None] | None = None,
+                 on_write: Callable[[Path], None] | None = None):
         self.lock_dir = Path(lock_dir)
         self.lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.root = None if root is None else Path(root)
         self.before_swap = before_swap
+        self.on_write = on_write
 
     def lock(self, path: str | os.PathLike, timeout: float = 30) -> FileLock:
         """The same-machine lock of one file: every mirrorfs process takes it to write."""
@@ -183,6 +206,7 @@ class Store:
         """
         path = Path(path)
         _check_content(path, data)
+        self._will_write(path)
         with self.lock(path):
             return self._swap(path, data, expected_sha)
 
@@ -199,6 +223,7 @@ class Store:
         race raises ConflictError so a human's edit is never clobbered.
         """
         path = Path(path)
+        self._will_write(path)
         attempts = APPEND_RETRIES if append_only else 1
         # Holding the lock from read to write serialises mirrorfs writers on this
         # machine; only an outside writer (an editor, a sync tool) can still race.
@@ -219,6 +244,7 @@ class Store:
         """Write a new file; ConflictError if something is already there (never overwritten)."""
         path = Path(path)
         _check_content(path, data)
+        self._will_write(path)
         with self.lock(path):
             self._create(path, data)
 
@@ -243,6 +269,7 @@ class Store:
     def delete(self, path: str | os.PathLike, expected_sha: str) -> None:
         """Remove *path* if it still hashes to *expected_sha*."""
         path = Path(path)
+        self._will_write(path)
         with self.lock(path):
             aside = path.with_name(f"{TEMP_PREFIX}{os.urandom(6).hex()}{TEMP_SUFFIX}")
             try:
@@ -261,6 +288,7 @@ class Store:
     def move(self, src: str | os.PathLike, dst: str | os.PathLike, expected_sha: str) -> None:
         """Move a file if it still hashes to *expected_sha*; never onto an existing file."""
         src, dst = Path(src), Path(dst)
+        self._will_write(dst)
         self._make_parent(dst)
         with self.lock(src), self.lock(dst):
             if read(src).sha != expected_sha:
@@ -277,6 +305,15 @@ class Store:
                 raise os_error(exc, dst, "move") from None
             fsync_dir(dst.parent)
             fsync_dir(src.parent)
+
+    def _will_write(self, path: Path) -> None:
+        if self.on_write is None or self.root is None:
+            return
+        try:
+            path.relative_to(self.root)
+        except ValueError:
+            return  # this device's own state (an ephemeral session): not presence
+        self.on_write(path)
 
     # -- the swap ----------------------------------------------------------------
 

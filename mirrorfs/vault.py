@@ -41,6 +41,8 @@ from mirrorfs.slug import slugify
 ENV_VAULT = "MIRRORFS_VAULT"
 ENV_INSTANCE = "MIRRORFS_INSTANCE"
 _INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# Names reflections and the bridge give to others than an instance.
+RESERVED_NAMES = {"human": "a person", "someone": "an unknown writer", "all": "every instance"}
 
 
 def check_instance_name(name: str) -> str:
@@ -48,6 +50,11 @@ def check_instance_name(name: str) -> str:
         raise InvalidValueError(
             f"invalid instance name {name!r}: use lowercase letters, digits, '-' and '_' "
             "(it names a folder), e.g. laptop or phone"
+        )
+    if name in RESERVED_NAMES:
+        raise InvalidValueError(
+            f"{name!r} cannot be an instance name: mirrorfs uses it for {RESERVED_NAMES[name]}; "
+            "choose another, e.g. laptop or phone"
         )
     return name
 
@@ -77,13 +84,15 @@ def find_root(start: str | os.PathLike | None = None) -> Path:
 class Vault:
     """A mirrorfs vault opened by one instance on this device."""
 
-    def __init__(self, root: Path, config: dict, instance: str):
+    def __init__(self, root: Path, config: dict, instance: str, announce: bool = False):
         self.root = root
         self.config = config
         self.id = str(config["vault_id"])
         self.instance = check_instance_name(instance)
-        self.state_dir = state.vault_state_dir(self.id)
-        self.store = storage.Store(self.state_dir / "locks", root=root)
+        self.state_dir = state.vault_state_dir(self.id, root)
+        self.store = storage.Store(self.state_dir / "locks", root=root,
+                                   on_write=self._announce if announce else None)
+        self._announced = False
         self._keyring = None
         self._salt: bytes | None = None
         self._own_keyring = False
@@ -138,8 +147,14 @@ class Vault:
         path: str | os.PathLike | None = None,
         instance: str | None = None,
         remember_instance: bool = False,
+        announce: bool = False,
     ) -> "Vault":
-        """Open the vault at *path* (or MIRRORFS_VAULT, or the one around the cwd)."""
+        """Open the vault at *path* (or MIRRORFS_VAULT, or the one around the cwd).
+
+        With *announce*, the instance's card is created before its first write
+        (as the CLI does: a command that writes makes the instance present, a
+        listing never does).
+        """
         if path is None and os.environ.get(ENV_VAULT):
             path = os.environ[ENV_VAULT]
         if path is None:
@@ -154,16 +169,28 @@ class Vault:
                     f"{root} is not a mirrorfs vault (no {CONFIG_FILE}); run `mirrorfs init {path}` to adopt it"
                 )
         config = load_config(root)
-        vault_state = state.vault_state_dir(str(config["vault_id"]))
+        vault_state = state.vault_state_dir(str(config["vault_id"]), root)
         device_file = vault_state / "device.yaml"
         device = _load_yaml_file(device_file) or {}
         chosen = instance or os.environ.get(ENV_INSTANCE) or device.get("instance") or default_instance_name()
         check_instance_name(chosen)
-        # The first instance name used on this device becomes its default.
-        if device.get("instance") != chosen and (remember_instance or not device.get("instance")):
+        # The instance named at `init` is this device's default; a command run
+        # with another --instance (an MCP client, a typo) never changes it.
+        if remember_instance and device.get("instance") != chosen:
             device["instance"] = chosen
             storage.atomic_write(device_file, yaml.safe_dump(device).encode("utf-8"))
-        return cls(root, config, chosen)
+        return cls(root, config, chosen, announce=announce)
+
+    def _announce(self, path: Path) -> None:
+        """Before this instance first writes to the vault, make sure it has a card.
+
+        A card is presence: reading (listing sessions, searching) never makes one.
+        """
+        if self._announced:
+            return
+        self._announced = True
+        if path != self.instances.card_path():
+            self.instances.ensure_card()
 
     # -- paths and notes ---------------------------------------------------
 
