@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -20,86 +19,10 @@ from mirrorfs import recent as recent_log
 from mirrorfs.clock import aware_utc, from_unix
 from mirrorfs.crypto import strip_sections
 from mirrorfs.errors import InvalidValueError, NotFoundError, UnreadableNoteError
-from mirrorfs.index import Index, ReconcileReport
+from mirrorfs.index import Index
+from mirrorfs.results import NoteInfo, ReconcileReport, SearchHit, SearchResults
 
 SNIPPET_CHARS = 180
-
-
-@dataclass
-class SearchHit:
-    """One result: a note, or a message of a session (`doc == "message"`)."""
-
-    path: str
-    title: str
-    type: str
-    score: float
-    snippet: str = ""
-    doc: str = "note"
-    id: str | None = None
-    tags: list[str] = field(default_factory=list)
-    kind: str | None = None
-    instance: str | None = None
-    created: dt.datetime | None = None
-    updated: dt.datetime | None = None
-    flags: list[str] = field(default_factory=list)
-    # Message hits only:
-    session: str | None = None
-    session_title: str | None = None
-    message_id: str | None = None
-    role: str | None = None
-    time: dt.datetime | None = None
-    relevance: float | None = None  # recall: the BM25 part of the score, normalised
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k in ("created", "updated", "time"):
-            if d[k] is not None:
-                d[k] = d[k].isoformat()
-        return {k: v for k, v in d.items() if v not in (None, [])}
-
-
-class SearchResults(list):
-    """A list of SearchHit, with what the freshness pass reported."""
-
-    def __init__(self, hits: Iterable[SearchHit] = (), query: str = "",
-                 report: ReconcileReport | None = None):
-        super().__init__(hits)
-        self.query = query
-        self.report = report or ReconcileReport()
-
-    @property
-    def warnings(self) -> list[str]:
-        return self.report.warnings
-
-    @property
-    def stale(self) -> bool:
-        return self.report.stale
-
-
-@dataclass
-class NoteInfo:
-    """What the index knows of one file, without reading it."""
-
-    path: str
-    title: str
-    type: str
-    id: str | None = None
-    tags: list[str] = field(default_factory=list)
-    category: str | None = None
-    kind: str | None = None
-    instance: str | None = None
-    created: dt.datetime | None = None
-    updated: dt.datetime | None = None
-    messages: int = 0
-    accessed: dt.datetime | None = None
-    action: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k in ("created", "updated", "accessed"):
-            if d[k] is not None:
-                d[k] = d[k].isoformat()
-        return {k: v for k, v in d.items() if v not in (None, [])}
 
 
 def _index(vault, progress=None, reconcile: bool = True) -> tuple[Index, ReconcileReport]:
