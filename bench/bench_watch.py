@@ -33,7 +33,7 @@ from watchdog.events import FileSystemEventHandler  # noqa: E402
 from watchdog.observers import Observer  # noqa: E402
 
 import generate  # noqa: E402
-from mirrorfs import server  # noqa: E402
+from mirrorfs import watch_client  # noqa: E402
 from mirrorfs.vault import Vault  # noqa: E402
 
 
@@ -104,7 +104,7 @@ def main() -> None:
         t0 = time.perf_counter()
         while True:  # wait until the watcher answers and its first index is done
             try:
-                if not server.ask(Path(phone.state_dir), "ping")["indexing"]:
+                if not watch_client.ask(Path(phone.state_dir), "ping")["indexing"]:
                     break
             except ConnectionError:
                 pass
@@ -118,7 +118,7 @@ def main() -> None:
             m = phone.remember(f"A probe note with the word {word}.", title=title)
             found = None
             while found is None:
-                hits = server.ask(Path(phone.state_dir), "search", {"query": word, "limit": 1})["hits"]
+                hits = watch_client.ask(Path(phone.state_dir), "search", {"query": word, "limit": 1})["hits"]
                 if hits and hits[0]["path"] == m.path:
                     found = time.perf_counter() - t0
                 else:

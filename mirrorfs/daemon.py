@@ -370,11 +370,12 @@ class WatchDaemon:
     def _search(self, args: dict) -> dict:
         from mirrorfs import search
 
-        # No freshness pass per query: the watcher applies every change within
-        # its settle time, which is what makes a search here cheaper than alone.
+        # In-process, never a request to ourselves; and no freshness pass per
+        # query: the watcher applies every change within its settle time,
+        # which is what makes a search here cheaper than alone.
         with self._mutex:
             try:
-                results = search.search(self.vault, reconcile=False, **args)
+                results = search.search_local(self.vault, reconcile=False, **args)
             except SearchIndexError:
                 if not self.indexing:
                     raise
@@ -384,12 +385,17 @@ class WatchDaemon:
     def _recall(self, args: dict) -> dict:
         from mirrorfs import search
 
-        with self._mutex:
-            results = search.recall(self.vault, **args)
+        with self._mutex:  # as _search: in-process, no freshness pass
+            try:
+                results = search.recall_local(self.vault, reconcile=False, **args)
+            except SearchIndexError:
+                if not self.indexing:
+                    raise
+                results = search.SearchResults()
         return self._results(results)
 
     def _results(self, results) -> dict:
-        warnings = list(results.warnings)
+        reply = results.to_reply()
         if self.indexing:
-            warnings.append("the first index is still being built; results cover what is indexed so far")
-        return {"hits": [h.to_dict() for h in results], "warnings": warnings, "stale": results.stale}
+            reply["warnings"].append("the first index is still being built; results cover what is indexed so far")
+        return reply

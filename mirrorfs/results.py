@@ -10,6 +10,8 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterable
 
+from mirrorfs.clock import parse_time
+
 _TIMES = ("created", "updated", "time", "accessed")
 
 
@@ -74,7 +76,7 @@ class SearchHit:
         values = {k: v for k, v in data.items() if k in known}
         for k in _TIMES:
             if isinstance(values.get(k), str):
-                values[k] = dt.datetime.fromisoformat(values[k])
+                values[k] = parse_time(values[k])
         return cls(**values)
 
 
