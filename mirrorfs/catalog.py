@@ -18,6 +18,8 @@ import logging
 import os
 import pickle
 import re
+import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,8 +57,55 @@ class Layout:
         return filelock.FileLock(str(self.lock_path))
 
 
-# Catalogs as last loaded or saved by this process, by path, with the stat they had.
-_CACHE: dict[str, tuple[tuple, dict]] = {}
+# A generation's catalog is a pickled base plus a journal of the rows changed
+# since (one pickled record per commit), so that one changed note costs one
+# small append, not a rewrite of every row. The journal starts with the epoch
+# of the base it extends: a journal left beside a newer base is ignored.
+JOURNAL_FILE = "catalog.journal"
+# The journal is folded into a new base when it grows past the base's size (and 1 MiB).
+COMPACT_BYTES = 1 << 20
+
+# Catalogs as this process last loaded or wrote them, by base path:
+# (stat key of the base, catalog, journal bytes read).
+_CACHE: dict[str, tuple[tuple, dict, int]] = {}
+
+
+def _key(st: os.stat_result) -> tuple:
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _replay(journal: Path, catalog: dict, start: int) -> tuple[dict, int]:
+    """*catalog* with the journal records from byte *start* on; (catalog, bytes read)."""
+    try:
+        f = open(journal, "rb")
+    except FileNotFoundError:
+        return catalog, 0
+    with f:
+        files = None
+        end = start
+        f.seek(start)
+        while True:
+            try:
+                record = pickle.load(f)
+            except EOFError:
+                break
+            except Exception:  # a record being written, or torn by a crash: the end for now
+                break
+            if end == 0:  # the header: the epoch of the base this journal extends
+                if record != ("epoch", catalog.get("epoch")):
+                    return catalog, 0
+            else:
+                updated, rows, deleted = record
+                if files is None:
+                    files = dict(catalog["files"])
+                for relpath in deleted:
+                    files.pop(relpath, None)
+                files.update(rows)
+                catalog = dict(catalog, updated=updated)
+            end = f.tell()
+    if files is not None:
+        catalog = dict(catalog, files=files)
+    return catalog, end
 
 
 def load(gen_dir: Path) -> dict | None:
@@ -66,10 +115,19 @@ def load(gen_dir: Path) -> dict | None:
         st = path.stat()
     except OSError:
         return None
-    key = (st.st_mtime_ns, st.st_size, st.st_ino)
+    journal = gen_dir / JOURNAL_FILE
+    try:
+        journal_size = journal.stat().st_size
+    except OSError:
+        journal_size = 0
     cached = _CACHE.get(str(path))
-    if cached and cached[0] == key:
-        return cached[1]
+    if cached and cached[0] == _key(st) and cached[2] <= journal_size:
+        if cached[2] == journal_size:
+            return cached[1]
+        catalog, end = _replay(journal, cached[1], cached[2])  # only what was appended since
+        if end:
+            _CACHE[str(path)] = (cached[0], catalog, end)
+            return catalog
     try:
         with open(path, "rb") as f:
             catalog = pickle.load(f)
@@ -78,16 +136,49 @@ def load(gen_dir: Path) -> dict | None:
         return None
     if not isinstance(catalog, dict) or not isinstance(catalog.get("files"), dict):
         return None
-    _CACHE[str(path)] = (key, catalog)
+    catalog, end = _replay(journal, catalog, 0)
+    _CACHE[str(path)] = (_key(st), catalog, end)
     return catalog
 
 
-def save(gen_dir: Path, catalog: dict) -> None:
-    """Replace a generation's catalog (atomically; no fsync: it can be rebuilt)."""
+def save(gen_dir: Path, catalog: dict) -> dict:
+    """Write a generation's whole catalog as a new base (atomically; no fsync: it
+    can be rebuilt) and drop the journal; returns the catalog as saved."""
     path = gen_dir / CATALOG_FILE
+    catalog = dict(catalog, epoch=secrets.token_hex(8))
     storage.atomic_write(path, pickle.dumps(catalog, protocol=pickle.HIGHEST_PROTOCOL), sync=False)
-    st = path.stat()  # what we wrote is what a reload would give: keep it
-    _CACHE[str(path)] = ((st.st_mtime_ns, st.st_size, st.st_ino), catalog)
+    try:
+        (gen_dir / JOURNAL_FILE).unlink()
+    except FileNotFoundError:
+        pass
+    _CACHE[str(path)] = (_key(path.stat()), catalog, 0)  # what a reload would give: keep it
+    return catalog
+
+
+def update(gen_dir: Path, catalog: dict, rows: dict[str, tuple], deleted: list[str],
+           compact_bytes: int = COMPACT_BYTES) -> dict:
+    """*catalog* (as loaded, under the writer lock) with *rows* replaced and
+    *deleted* removed, written as one journal record (or, once the journal is
+    over *compact_bytes* and the base's size, as a new base); returns the new catalog."""
+    path = gen_dir / CATALOG_FILE
+    files = dict(catalog["files"])
+    for relpath in deleted:
+        files.pop(relpath, None)
+    files.update(rows)
+    new = dict(catalog, files=files, updated=time.time())
+    cached = _CACHE.get(str(path))
+    if cached is None or cached[1] is not catalog or cached[2] > max(compact_bytes, cached[0][1]):
+        return save(gen_dir, new)
+    end = cached[2]
+    with open(gen_dir / JOURNAL_FILE, "r+b" if end else "wb") as f:
+        f.seek(end)
+        if not end:
+            pickle.dump(("epoch", catalog.get("epoch")), f, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump((new["updated"], rows, list(deleted)), f, protocol=pickle.HIGHEST_PROTOCOL)
+        f.truncate()  # whatever a crash left after the last good record
+        end = f.tell()
+    _CACHE[str(path)] = (cached[0], new, end)
+    return new
 
 
 def forget(gen_dir: Path) -> None:

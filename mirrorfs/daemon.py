@@ -220,14 +220,24 @@ class WatchDaemon:
 
     def _first_index(self) -> None:
         """Index (or catch up) in the background; queries answer meanwhile, saying so."""
+        built = False
         try:
             report = self._index.ensure()
             for warning in report.warnings[:20]:
                 self.warn(warning)
+            built = True
         except MirrorfsError as exc:
             self._report(exc)
         finally:
-            self._indexed.set()
+            # Batches skip the index until this is set; one more pass catches
+            # what they skipped (under the mutex, so that no batch falls between).
+            with self._mutex:
+                self._indexed.set()
+                if built:
+                    try:
+                        self._index.reconcile()
+                    except MirrorfsError as exc:
+                        self._report(exc)
         # Conflict copies that arrived while no watcher ran.
         for name in conflicts.find_conflicts(self.vault):
             self._merge(name.relpath)
@@ -255,8 +265,10 @@ class WatchDaemon:
                 for reflection in self._reflector.apply(change):
                     self._emit(reflection)
             if not self.indexing:
-                # One reconcile per batch: one Whoosh commit however many files changed.
-                report = self._index.reconcile()
+                # The watcher's bytes and hashes straight to the index: only these
+                # documents, one Whoosh commit however many files changed. (While
+                # the first index runs, its catch-up pass covers them.)
+                report = self._index.apply(changes)
                 for warning in report.warnings[:5]:
                     self.warn(warning)
             self._batches += 1

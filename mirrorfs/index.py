@@ -23,7 +23,7 @@ import shutil
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 import filelock
 import whoosh
@@ -35,10 +35,12 @@ from mirrorfs import storage
 from mirrorfs.analysis import MirrorAnalyzer, analyze, term_positions  # noqa: F401  (tests use them here)
 from mirrorfs.build import ProgressFn, build_generation, codec, terminal_progress
 from mirrorfs.catalog import Layout, Scan, scan
-from mirrorfs.documents import DEFAULT_MAX_BYTES, file_documents, read_entry
+from mirrorfs.conflict_names import conflict_original  # sync conflict copies are not notes
+from mirrorfs.documents import DEFAULT_MAX_BYTES, UNKNOWN_STAT, Entry, entry_of, file_documents, read_entry
 from mirrorfs.errors import MirrorfsError, QueryError, SearchIndexError, UnreadableNoteError
 from mirrorfs.fields import TABLE
 from mirrorfs.highlight import highlight
+from mirrorfs.ignore import is_note_path
 from mirrorfs.query import filters, parse_query
 from mirrorfs.results import ReconcileReport
 from mirrorfs.scoring import KEY_TERMS_MODEL, Weighting
@@ -97,6 +99,8 @@ class Index:
         self._searcher_catalog: dict | None = None
         # One thread at a time per Index (a server may search from several).
         self._lock = threading.RLock()
+        # Watcher changes not applied yet (another process held the writer): path -> op.
+        self._backlog: dict[str, tuple | None] = {}
 
     @classmethod
     def for_vault(cls, vault) -> "Index":
@@ -187,27 +191,70 @@ class Index:
             return self.reconcile(wait=wait)
 
     def reconcile(self, wait: float = QUERY_LOCK_WAIT) -> ReconcileReport:
-        """Apply adds, changes, deletes and renames made behind our back (see _reconcile)."""
-        with self._lock:
-            return self._reconcile(wait)
-
-    def _reconcile(self, wait: float) -> ReconcileReport:
         """Apply adds, changes, deletes and renames made behind our back.
 
         Only stats the vault when nothing changed. When another process holds
         the writer longer than *wait* seconds, answers from the index as it is
         (report.stale) rather than failing.
         """
-        t0 = time.perf_counter()
-        live = self._live()
-        if live is None:
-            return self.rebuild(if_unusable=True)
-        found = scan(self.root, live[1]["files"])
-        report = ReconcileReport()
-        if not found.differs(live[1]["files"]):
+        with self._lock:
+            t0 = time.perf_counter()
+            live = self._live()
+            if live is None:
+                return self.rebuild(if_unusable=True)
+            found = scan(self.root, live[1]["files"])
+            report = ReconcileReport()
+            if found.differs(live[1]["files"]):
+                out = self._with_writer(wait, report, lambda name, cat: self._reconcile(name, cat, found, report))
+                if out is not report:
+                    return out
+                if report.stale:
+                    report.seconds = time.perf_counter() - t0
+                    return report
+            self._backlog.clear()  # nothing differs: the index holds what is on disk
             report.warnings += found.warnings()
             report.seconds = time.perf_counter() - t0
             return report
+
+    def apply(self, changes: Iterable, wait: float = QUERY_LOCK_WAIT) -> ReconcileReport:
+        """Update only the documents and catalog rows of the files that changed.
+
+        *changes* are a watcher's settled changes (`mirrorfs.watcher.Change`:
+        kind, path, old_path, content, sha256), applied in order with their
+        bytes and hashes as they are: no file is read, hashed or stat'ed again,
+        each is parsed once, and all of them make one Whoosh commit. Conflict
+        copies and other names that are not notes are left out; a move out of
+        the notes is a deletion. When another process holds the writer longer
+        than *wait*, the changes are kept and applied with the next call (the
+        report says stale); a reconcile also covers them.
+        """
+        with self._lock:
+            t0 = time.perf_counter()
+            ops = self._backlog
+            for change in changes:
+                if change.kind == "moved" and change.old_path:
+                    ops[change.old_path] = None
+                if change.kind == "deleted":
+                    ops[change.path] = None
+                elif is_note_path(change.path) and conflict_original(change.path) is None:
+                    ops[change.path] = (change.content, change.sha256)
+            if not ops:
+                return ReconcileReport()
+            if self._live() is None:  # nothing to update: index the vault (it has the changes)
+                return self.rebuild(if_unusable=True)
+            report = ReconcileReport()
+            out = self._with_writer(wait, report, lambda name, cat: self._apply(name, cat, ops, report))
+            if out is not report:
+                return out
+            if not report.stale:
+                ops.clear()
+            report.seconds = time.perf_counter() - t0
+            return report
+
+    def _with_writer(self, wait: float, report: ReconcileReport,
+                     work: Callable[[str, dict], None]) -> ReconcileReport:
+        """Run *work(generation, catalog)* holding the writer; *report*, or the
+        report of the rebuild a damaged or vanished index needed."""
         lock = self.layout.lock()
         try:
             lock.acquire(timeout=wait)
@@ -216,14 +263,13 @@ class Index:
             report.warnings.append(
                 "the index is being updated by another process; results may miss the latest changes"
             )
-            report.seconds = time.perf_counter() - t0
             return report
         try:
-            live = self._live()
+            live = self._live()  # another process may have changed it while we waited
             if live is None:
                 return self._rebuild_locked(None)
             try:
-                self._apply(live[0], live[1], found, report)
+                work(live[0], live[1])
             except (MirrorfsError, OSError):
                 raise
             except Exception as exc:  # a damaged segment or TOC: start over
@@ -232,16 +278,15 @@ class Index:
                 return self._rebuild_locked(None)
         finally:
             lock.release()
-        report.warnings += found.warnings()
-        report.seconds = time.perf_counter() - t0
         return report
 
-    def _apply(self, name: str, catalog: dict, found: Scan, report: ReconcileReport) -> None:
-        files = dict(catalog["files"])
+    def _reconcile(self, name: str, catalog: dict, found: Scan, report: ReconcileReport) -> None:
+        """Read what the scan found changed; deletions are what it no longer found."""
+        files = catalog["files"]
         deleted = [p for p in files
                    if p not in found.files and p not in found.denied and found.covers(p)]
-        changed: dict[str, tuple] = {}
-        new_docs: dict[str, list[dict]] = {}
+        changed: dict[str, Entry] = {}
+        touched: dict[str, tuple] = {}
         for relpath, st in found.files.items():
             rec = files.get(relpath)
             if rec is not None and rec[:3] == st:
@@ -255,16 +300,54 @@ class Index:
                 if rec is not None:
                     deleted.append(relpath)
                 continue
-            new_rec, docs, warning = out
+            if rec is not None and rec[3] is not None and rec[3] == out[0][3]:
+                touched[relpath] = out[0]  # touched, same bytes: nothing to reindex
+                if out[2]:
+                    report.warnings.append(out[2])
+                continue
+            changed[relpath] = out
+        self._commit(name, catalog, changed, deleted, report, touched)
+        self._backlog.clear()  # what is on disk now is newer than what the watcher had read
+
+    def _apply(self, name: str, catalog: dict, ops: dict, report: ReconcileReport) -> None:
+        """The watcher's changes: path -> (bytes, sha256), or None for a deletion."""
+        files = catalog["files"]
+        deleted = [p for p, op in ops.items() if op is None and p in files]
+        changed: dict[str, Entry] = {}
+        for relpath, op in ops.items():
+            if op is None:
+                continue
+            data, sha = op
+            rec = files.get(relpath)
+            if data is None:  # a change without its bytes: read it as a scan would
+                try:
+                    out = read_entry(self.root, relpath, self.max_bytes)
+                except OSError as exc:
+                    report.warnings.append(f"cannot read {relpath}: {exc.strerror or exc}; kept as it was")
+                    continue
+                if out is None:
+                    if rec is not None:
+                        deleted.append(relpath)
+                    continue
+            elif rec is not None and rec[3] is not None and rec[3] == sha:
+                continue  # the index has these bytes already (a reconcile got there first)
+            else:
+                # The stat that goes with these bytes is the watcher's; a later
+                # scan reads the file once to learn it (its hash then matches).
+                out = entry_of(relpath, data, sha or storage.sha256(data), UNKNOWN_STAT, self.max_bytes)
+            changed[relpath] = out
+        if changed or deleted:
+            self._commit(name, catalog, changed, deleted, report)
+
+    def _commit(self, name: str, catalog: dict, changed: dict[str, Entry], deleted: list[str],
+                report: ReconcileReport, touched: dict[str, tuple] | None = None) -> None:
+        """One Whoosh commit for *changed* and *deleted*, then their catalog rows
+        (and the new stat of *touched* files); fills *report*."""
+        files = catalog["files"]
+        gone = {files[p][3]: p for p in deleted if files[p][3]}
+        for relpath, (rec, _, warning) in changed.items():
             if warning:
                 report.warnings.append(warning)
-            if rec is not None and rec[3] is not None and rec[3] == new_rec[3]:
-                files[relpath] = new_rec  # touched, same bytes: nothing to reindex
-                continue
-            changed[relpath] = new_rec
-            new_docs[relpath] = docs
-        gone = {files[p][3]: p for p in deleted if files[p][3]}
-        for relpath, rec in changed.items():
             if relpath in files:
                 report.changed.append(relpath)
             elif rec[3] in gone:
@@ -278,7 +361,7 @@ class Index:
             try:
                 for relpath in deleted:
                     writer.delete_by_term("path", relpath)
-                for relpath, docs in new_docs.items():
+                for relpath, (_, docs, _) in changed.items():
                     if relpath in files:
                         writer.delete_by_term("path", relpath)
                     for d in docs:
@@ -287,11 +370,9 @@ class Index:
                 writer.cancel()
                 raise
             writer.commit()
-        for relpath in deleted:
-            files.pop(relpath, None)
-        files.update(changed)
-        new_catalog = dict(catalog, files=files, updated=time.time())
-        catalog_mod.save(self.layout.gen(name), new_catalog)
+        rows = dict(touched or {})
+        rows.update((relpath, rec) for relpath, (rec, _, _) in changed.items())
+        catalog_mod.update(self.layout.gen(name), catalog, rows, deleted)
 
     # -- rebuilding --------------------------------------------------------
 
@@ -320,7 +401,7 @@ class Index:
             if live is not None and (if_unusable or replaced):
                 report = ReconcileReport()
                 try:
-                    self._apply(live[0], live[1], scan(self.root), report)
+                    self._reconcile(live[0], live[1], scan(self.root), report)
                     return report
                 except (MirrorfsError, OSError):
                     raise
@@ -365,6 +446,7 @@ class Index:
             shutil.rmtree(gen_dir, ignore_errors=True)
             raise
         self.close()
+        self._backlog.clear()  # the new generation read every file
         self._prune(keep={name, old_name})
         report.seconds = time.perf_counter() - t0
         return report
