@@ -24,10 +24,15 @@ from mirrorfs.errors import UnreadableNoteError
 from mirrorfs.fields import TABLE, FieldTable
 
 DEFAULT_MAX_BYTES = note_mod.DEFAULT_MAX_BYTES
-# The stat part of a catalog row whose bytes came from the watcher: it read them,
-# but not with a stat we could trust to match, so the next scan reads the file
-# once to learn it (the hash then shows nothing changed).
-UNKNOWN_STAT = (-1, -1, -1)
+
+
+def unknown_stat(size: int) -> tuple:
+    """The stat part of a catalog row whose bytes came from the watcher: it read
+    them, but with no stat we could trust to match, so the next scan reads the
+    file once to learn it (the hash then shows nothing changed). The size is
+    the bytes' own, for statistics."""
+    return (-1, size, -1)
+
 
 _INLINE_TAG = re.compile(r"(?:^|(?<=\s))#([^\W\d][\w/-]*)", re.M)
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)

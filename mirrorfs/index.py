@@ -36,7 +36,7 @@ from mirrorfs.analysis import MirrorAnalyzer, analyze, term_positions  # noqa: F
 from mirrorfs.build import ProgressFn, build_generation, codec, terminal_progress
 from mirrorfs.catalog import Layout, Scan, scan
 from mirrorfs.conflict_names import conflict_original  # sync conflict copies are not notes
-from mirrorfs.documents import DEFAULT_MAX_BYTES, UNKNOWN_STAT, Entry, entry_of, file_documents, read_entry
+from mirrorfs.documents import DEFAULT_MAX_BYTES, Entry, entry_of, file_documents, read_entry, unknown_stat
 from mirrorfs.errors import MirrorfsError, QueryError, SearchIndexError, UnreadableNoteError
 from mirrorfs.fields import TABLE
 from mirrorfs.highlight import highlight
@@ -334,7 +334,7 @@ class Index:
             else:
                 # The stat that goes with these bytes is the watcher's; a later
                 # scan reads the file once to learn it (its hash then matches).
-                out = entry_of(relpath, data, sha or storage.sha256(data), UNKNOWN_STAT, self.max_bytes)
+                out = entry_of(relpath, data, sha or storage.sha256(data), unknown_stat(len(data)), self.max_bytes)
             changed[relpath] = out
         if changed or deleted:
             self._commit(name, catalog, changed, deleted, report)

@@ -108,6 +108,7 @@ def test_apply_indexes_the_bytes_it_is_given_and_a_later_scan_learns_the_file(id
     idx.apply([Change("modified", on_disk.path, None, storage.sha256(read_by_watcher), read_by_watcher)])
     assert [h.fields["path"] for h in idx.search(idx.parse("hojicha"))] == ["memory/tea.md"]
     assert idx.search(idx.parse("sencha")) == []
+    assert idx.catalog()["files"]["memory/tea.md"][1] == len(read_by_watcher)  # its size, for statistics
     # The row holds no stat of its own, so the next scan reads that file once.
     report = idx.reconcile()
     assert report.changed == ["memory/tea.md"]
