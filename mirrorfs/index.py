@@ -174,6 +174,14 @@ class Index:
             self._ix = None
             self._ix_gen = None
 
+    def __del__(self) -> None:
+        # An Index dropped without close() (a cleared cache) must not leave its
+        # searcher's segment files open.
+        try:
+            self.close()
+        except Exception:
+            pass
+
     def catalog(self) -> dict:
         """The catalog of the live generation (after `ensure`)."""
         live = self._live()

@@ -47,11 +47,14 @@ def state(idx: Index) -> tuple[dict, list]:
     return files, docs
 
 
-def fresh(root: Path, tmp_path: Path, vault_id: str) -> Index:
-    """An index built from scratch over the vault as it is now."""
+def fresh_state(root: Path, tmp_path: Path, vault_id: str) -> tuple[dict, list]:
+    """What an index built from scratch over the vault as it is now holds."""
     idx = Index(root, tmp_path / "fresh-state", vault_id)
-    idx.rebuild()
-    return idx
+    try:
+        idx.rebuild()
+        return state(idx)
+    finally:
+        idx.close()
 
 
 def toc_generation(idx: Index) -> int:
@@ -68,10 +71,11 @@ def vault_root(tmp_path) -> Path:
 
 
 @pytest.fixture
-def idx(vault_root, tmp_path) -> Index:
+def idx(vault_root, tmp_path):
     idx = Index(vault_root, tmp_path / "state", "vid")
     idx.ensure()
-    return idx
+    yield idx
+    idx.close()
 
 
 def test_add_modify_delete_and_move_in_one_batch_is_one_commit_and_a_fresh_index(idx, vault_root, tmp_path):
@@ -95,7 +99,7 @@ def test_add_modify_delete_and_move_in_one_batch_is_one_commit_and_a_fresh_index
     assert report.added == ["sessions/trip.md"] and report.changed == ["memory/tea.md"]
     assert report.deleted == ["memory/coffee.md", "memory/old.md"]
     assert report.renamed == [("memory/coffee.md", "drinks/espresso.md")] and not report.stale
-    assert state(idx) == state(fresh(vault_root, tmp_path, "vid"))
+    assert state(idx) == fresh_state(vault_root, tmp_path, "vid")
     assert [h.fields["path"] for h in idx.search(idx.parse("genmaicha"))] == ["memory/tea.md"]
     assert [h.fields["path"] for h in idx.search(idx.parse("espresso"))] == ["drinks/espresso.md"]
     assert [h.fields.get("msg") for h in idx.search(idx.parse("lisbon tag:travel"))] == ["m1"]
@@ -158,6 +162,7 @@ def test_changes_wait_while_another_process_holds_the_writer(idx, vault_root, tm
         child.stdin.write("\n")
         child.stdin.close()
         assert child.wait(timeout=TIMEOUT) == 0
+        child.stdout.close()
     assert idx.apply([]).added == ["memory/mate.md"]  # kept, and applied with the next batch
     assert [h.fields["path"] for h in idx.search(idx.parse("yerba"))] == ["memory/mate.md"]
 
@@ -188,5 +193,5 @@ def test_a_real_watchers_batches_leave_the_index_a_fresh_build_would(idx, vault_
         apply_until(lambda: expected <= seen)
     finally:
         watcher.stop()
-    assert state(idx) == state(fresh(vault_root, tmp_path, "vid"))
+    assert state(idx) == fresh_state(vault_root, tmp_path, "vid")
     assert [h.fields["path"] for h in idx.search(idx.parse("rooibos"))] == ["memory/tea.md"]
