@@ -84,10 +84,11 @@ class SearchResults(list):
     """A list of SearchHit, with what the freshness pass reported."""
 
     def __init__(self, hits: Iterable[SearchHit] = (), query: str = "",
-                 report: ReconcileReport | None = None):
+                 report: ReconcileReport | None = None, via: str = "local"):
         super().__init__(hits)
         self.query = query
         self.report = report or ReconcileReport()
+        self.via = via  # who answered: "watcher" (over its socket) or "local" (this process)
 
     @property
     def warnings(self) -> list[str]:
@@ -105,7 +106,7 @@ class SearchResults(list):
     def from_reply(cls, reply: dict[str, Any], query: str = "") -> "SearchResults":
         """Results the watcher sent (see `to_reply`)."""
         report = ReconcileReport(warnings=list(reply.get("warnings") or ()), stale=bool(reply.get("stale")))
-        return cls((SearchHit.from_dict(h) for h in reply.get("hits") or ()), query, report)
+        return cls((SearchHit.from_dict(h) for h in reply.get("hits") or ()), query, report, via="watcher")
 
 
 @dataclass

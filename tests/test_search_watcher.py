@@ -43,6 +43,7 @@ def test_library_search_and_recall_are_answered_by_the_watcher_with_the_in_proce
         assert d.requests.get("search") == 1
         assert all(type(h) is SearchHit for h in served)
         assert list(served) == list(here) and served.warnings == [] and not served.stale
+        assert (served.via, here.via) == ("watcher", "local")
         assert list(vault.search("oolong")) == list(here)  # the Vault facade is the same call
         assert d.requests.get("search") == 2
         assert list(search.recall(vault, "oolong tea", now=NOW)) == list(here_recall)
