@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import generate  # noqa: E402
-from mirrorfs import server  # noqa: E402
+from mirrorfs import watch_client  # noqa: E402
 from mirrorfs.vault import Vault  # noqa: E402
 
 
@@ -74,7 +74,7 @@ def main() -> None:
         state = Vault.open(root).state_dir
         while True:
             try:
-                if not server.ask(state, "ping")["indexing"]:
+                if not watch_client.ask(state, "ping")["indexing"]:
                     break
             except ConnectionError:
                 pass

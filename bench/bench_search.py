@@ -35,6 +35,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
+from mirrorfs import catalog as catalog_mod  # noqa: E402
+from mirrorfs import documents as documents_mod  # noqa: E402
 from mirrorfs import index as index_mod  # noqa: E402
 from mirrorfs import messages as messages_mod  # noqa: E402
 from mirrorfs import note as note_mod  # noqa: E402
@@ -87,18 +89,46 @@ def floor_parse(root: Path, relpaths: list[str]) -> tuple[float, int]:
     return time.perf_counter() - t0, n
 
 
+def naive_build(gen_dir: str, docs) -> None:
+    """The baseline: the same documents and field names, Whoosh's stock field
+    types (StemmingAnalyzer for text), one default writer in one process."""
+    from whoosh import analysis as wanalysis
+    from whoosh import fields as W
+    from whoosh import index as windex
+
+    text = wanalysis.StemmingAnalyzer()
+    schema = W.Schema(
+        path=W.ID(stored=True), id=W.ID(stored=True), type=W.ID(stored=True),
+        title=W.TEXT(analyzer=text, stored=True, field_boost=3.0),
+        aliases=W.TEXT(analyzer=text, field_boost=2.0),
+        tags=W.KEYWORD(stored=True, commas=True, lowercase=True),
+        keywords=W.KEYWORD(commas=True, lowercase=True, scorable=True, field_boost=2.0),
+        kind=W.ID(stored=True), tier=W.ID(stored=True), category=W.ID(stored=True),
+        instance=W.ID(stored=True), updated_by=W.ID, role=W.ID(stored=True),
+        created=W.ID, updated=W.ID, created_at=W.STORED, updated_at=W.STORED,
+        body=W.TEXT(analyzer=text), msg=W.STORED, flags=W.KEYWORD(stored=True),
+    )
+    ix = windex.create_in(gen_dir, schema)
+    w = ix.writer()
+    for d in docs:
+        if isinstance(d.get("body"), tuple):  # weighted parts: plain text for stock TEXT
+            d = dict(d, body="\n".join(text for text, _ in d["body"]))
+        w.add_document(**d)
+    w.commit()
+
+
 def naive(root: Path, relpaths: list[str], out: str) -> float:
     """Parse + one default Whoosh writer (StemmingAnalyzer), same documents."""
     def docs():
         for rp in relpaths:
             try:
-                _, data = index_mod.read_file(str(root), rp, index_mod.DEFAULT_MAX_BYTES)
-                yield from index_mod.file_documents(rp, data).docs
+                _, data = documents_mod.read_file(str(root), rp, documents_mod.DEFAULT_MAX_BYTES)
+                yield from documents_mod.file_documents(rp, data).docs
             except Exception:
                 continue
 
     t0 = time.perf_counter()
-    index_mod.naive_build(out, docs())
+    naive_build(out, docs())
     return time.perf_counter() - t0
 
 
@@ -138,7 +168,7 @@ def main(argv=None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="mirrorfs-bench-"))
     try:
-        scan = index_mod.scan(root)
+        scan = catalog_mod.scan(root)
         relpaths = sorted(scan.files)
         size_mb = sum(st[1] for st in scan.files.values()) / 2**20
         print(f"vault {root}: {len(relpaths)} files, {size_mb:.1f} MB; {figures['engine']}, "

@@ -1,14 +1,18 @@
-"""Latency of mirroring: from a write by another process to the search hit and the reflection line.
+"""Latency of mirroring: from a write by another process to the search hit and the reflection line,
+in a small and a large vault, through a real `mirrorfs watch` process.
 
-Starts `mirrorfs watch` (instance laptop) as a real process on a generated
-vault, then writes memory notes as instance phone from this process, one at a
-time, and measures for each:
+For each vault size, starts `mirrorfs watch` (instance laptop) on a generated
+vault, waits for its first index, then writes memory notes as instance phone
+from this process, one at a time, and measures for each:
   - write -> reflection line printed by the watcher (stdout),
   - write -> the note's unique word found by a search through the watcher's socket.
+One changed note should reach search at the same cost whatever the vault's size:
+the ratio large / small of the p50 write -> search hit is printed (1.0 is the goal).
 Baseline in the same run: a bare watchdog observer in this process reporting
 the same kind of write (the floor any watcher pays).
 
-    python3 bench/bench_watch.py [--size tiny|small|medium] [--writes 60]
+    python3 bench/bench_watch.py [--notes 100 10000] [--messages-per-note 1] [--writes 40]
+    python3 bench/bench_watch.py --size small      # one generated size, as before
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import os
 import queue
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,7 +36,7 @@ from watchdog.events import FileSystemEventHandler  # noqa: E402
 from watchdog.observers import Observer  # noqa: E402
 
 import generate  # noqa: E402
-from mirrorfs import server  # noqa: E402
+from mirrorfs import watch_client  # noqa: E402
 from mirrorfs.vault import Vault  # noqa: E402
 
 
@@ -74,20 +77,22 @@ def baseline(root: Path, writes: int) -> list[float]:
     return times
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="small", choices=["tiny", "small", "medium"])
-    parser.add_argument("--writes", type=int, default=60)
-    args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="mirrorfs-bench-watch-"))
-    state = tmp / "state"
+def measure(tmp: Path, label: str, notes: int, messages: int, writes: int) -> dict:
+    """Generate a vault, run a real watcher on it, time *writes* notes from write to hit."""
+    work = tmp / label
+    # Short: a Unix socket path must stay under ~100 bytes, or the watcher cannot serve.
+    state = Path(tempfile.mkdtemp(prefix="mfs-"))
     os.environ["MIRRORFS_STATE_DIR"] = str(state)
-    root = tmp / "vault"
-    print(f"generating a {args.size} vault ...", flush=True)
-    generate.generate(root, **generate.SIZES[args.size])
+    root = work / "vault"
+    t0 = time.perf_counter()
+    generate.generate(root, notes=notes, messages=messages)
     Vault.init(root, name="Bench", instance="laptop")
     phone = Vault.open(root, instance="phone")
-
+    if len(watch_client.socket_path(phone.state_dir)) > 100:
+        raise SystemExit(f"{state} is too long a path for the watcher's socket")
+    files = sum(1 for _ in root.rglob("*.md"))
+    print(f"[{label}] generated {files} note files ({messages} messages) in {time.perf_counter() - t0:.1f} s",
+          flush=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "mirrorfs", "--vault", str(root), "--instance", "laptop", "watch"],
@@ -100,46 +105,84 @@ def main() -> None:
             lines.put((line.rstrip("\n"), time.perf_counter()))
 
     threading.Thread(target=reader, daemon=True).start()
+    to_line, to_search = [], []
     try:
         t0 = time.perf_counter()
         while True:  # wait until the watcher answers and its first index is done
             try:
-                if not server.ask(Path(phone.state_dir), "ping")["indexing"]:
+                if not watch_client.ask(state_dir(phone), "ping")["indexing"]:
                     break
             except ConnectionError:
                 pass
+            if proc.poll() is not None:
+                raise SystemExit(f"the watcher exited with {proc.returncode}")
             time.sleep(0.05)
-        print(f"watcher up with its first index after {time.perf_counter() - t0:.1f} s")
-        to_line, to_search = [], []
-        for i in range(args.writes):
+        print(f"[{label}] watcher up with its first index after {time.perf_counter() - t0:.1f} s", flush=True)
+        for i in range(writes):
             word = f"latencyprobe{i:04d}x"
             title = f"Probe {i}"
             t0 = time.perf_counter()
             m = phone.remember(f"A probe note with the word {word}.", title=title)
             found = None
             while found is None:
-                hits = server.ask(Path(phone.state_dir), "search", {"query": word, "limit": 1})["hits"]
+                hits = watch_client.ask(state_dir(phone), "search", {"query": word, "limit": 1})["hits"]
                 if hits and hits[0]["path"] == m.path:
                     found = time.perf_counter() - t0
                 else:
-                    time.sleep(0.005)
+                    time.sleep(0.002)
             to_search.append(found)
             while True:
                 line, t = lines.get(timeout=30)
                 if f'"{title}"' in line:
                     to_line.append(t - t0)
                     break
-        base = baseline(tmp, args.writes)
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        shutil.rmtree(tmp, ignore_errors=True)
+        proc.wait(60)
+        shutil.rmtree(state, ignore_errors=True)
+    return {"label": label, "files": files, "to_line": to_line, "to_search": to_search}
 
-    print(f"{args.writes} writes by another process into a {args.size} vault:")
-    print(f"  write -> reflection line : p50 {pct(to_line, 50):7.1f} ms  p99 {pct(to_line, 99):7.1f} ms")
-    print(f"  write -> search hit      : p50 {pct(to_search, 50):7.1f} ms  p99 {pct(to_search, 99):7.1f} ms")
-    print(f"  baseline bare watchdog   : p50 {pct(base, 50):7.1f} ms  p99 {pct(base, 99):7.1f} ms")
-    print(f"  ratio search hit / bare watchdog (p50): {statistics.median(to_search) / statistics.median(base):.0f}x")
+
+def state_dir(vault: Vault) -> Path:
+    return Path(vault.state_dir)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--notes", type=int, nargs="+", default=[100, 10_000],
+                        help="Vault sizes in notes (default: 100 and 10000).")
+    parser.add_argument("--messages-per-note", type=float, default=1.0,
+                        help="Session messages generated per note (default 1).")
+    parser.add_argument("--size", choices=sorted(generate.SIZES),
+                        help="Instead of --notes: one size of bench/generate.py.")
+    parser.add_argument("--writes", type=int, default=40)
+    args = parser.parse_args()
+    if args.size:
+        sizes = [(args.size, generate.SIZES[args.size]["notes"], generate.SIZES[args.size]["messages"])]
+    else:
+        sizes = [(f"{n} notes", n, int(n * args.messages_per_note)) for n in args.notes]
+    tmp = Path(tempfile.mkdtemp(prefix="mirrorfs-bench-watch-"))
+    try:
+        runs = [measure(tmp, label.replace(" ", "-"), n, m, args.writes) for label, n, m in sizes]
+        base = baseline(tmp, args.writes)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "?"
+    print(f"\n{args.writes} writes by another process, one at a time (load average {load}):")
+    for r in runs:
+        print(f"  {r['label']:>14} ({r['files']:>6} files)  write -> search hit: p50 {pct(r['to_search'], 50):7.1f} ms"
+              f"  p99 {pct(r['to_search'], 99):7.1f} ms   write -> reflection line: p50 "
+              f"{pct(r['to_line'], 50):7.1f} ms  p99 {pct(r['to_line'], 99):7.1f} ms")
+    print(f"  {'bare watchdog':>14}                 write -> event:      p50 {pct(base, 50):7.1f} ms"
+          f"  p99 {pct(base, 99):7.1f} ms")
+    if len(runs) > 1:
+        small, large = runs[0], runs[-1]
+        print(f"  ratio {large['label']} / {small['label']}, write -> search hit: "
+              f"p50 {pct(large['to_search'], 50) / pct(small['to_search'], 50):.2f}x, "
+              f"p99 {pct(large['to_search'], 99) / pct(small['to_search'], 99):.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""CLI commands for search and recall; mirrorfs/cli.py imports this module at its end."""
+"""CLI commands for search, recall, similar notes, recent notes, statistics and the index.
+
+Each calls the library (mirrorfs.search), which asks a running watcher first:
+the CLI and the library give the same answers.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import sys
 
 import click
 
+from mirrorfs import search as search_api  # light: Whoosh loads only when this process searches
 from mirrorfs.cli_base import (
     json_option,
     output,
@@ -15,55 +20,6 @@ from mirrorfs.cli_base import (
     read_text_arg,
     unlock_vault,
 )
-
-
-class _LazySearch:
-    """mirrorfs.search, imported on first use: it pulls in Whoosh (~0.1 s), which a
-    search answered by a running watcher does not need."""
-
-    def __getattr__(self, name):
-        from mirrorfs import search
-
-        return getattr(search, name)
-
-
-search_api = _LazySearch()
-
-
-class _RemoteHit:
-    """A hit as the watcher sent it (SearchHit.to_dict()), readable like a SearchHit."""
-
-    def __init__(self, data: dict):
-        import datetime as dt
-
-        self._data = data
-        self.__dict__.update({"tags": [], "flags": [], "snippet": "", "doc": "note"})
-        self.__dict__.update(data)
-        for key in ("created", "updated", "time"):
-            value = data.get(key)
-            setattr(self, key, dt.datetime.fromisoformat(value) if value else None)
-        for key in ("session", "session_title", "role", "title", "type", "message_id", "kind", "instance"):
-            self.__dict__.setdefault(key, None)
-
-    def to_dict(self) -> dict:
-        return self._data
-
-
-class _RemoteResults(list):
-    def __init__(self, reply: dict):
-        super().__init__(_RemoteHit(h) for h in reply["hits"])
-        self.warnings = reply.get("warnings", [])
-        self.stale = reply.get("stale", False)
-
-
-def _ask_watcher(vault, op: str, args: dict):
-    """The running watcher's answer, or None when no watcher serves this vault here."""
-    from mirrorfs import server
-
-    try:
-        return _RemoteResults(server.ask(vault.state_dir, op, args))
-    except ConnectionError:
-        return None
 
 
 def _bold(snippet: str) -> str:
@@ -152,9 +108,7 @@ def search_cmd(vault, query, types, tags, instances, no_sessions, any_word, limi
         unlock_vault(vault, passphrase_file, create=False)  # a read never sets the key
         results = search_unlocked(vault, query, **args)
     else:
-        results = _ask_watcher(vault, "search", {"query": query, **args})
-        if results is None:
-            results = search_api.search(vault, query, **args)
+        results = search_api.search(vault, query, **args)  # asks a running watcher first
     _warn(results)
     output([h.to_dict() for h in results] if as_json else results, as_json, _hits_text)
 
@@ -177,10 +131,7 @@ def recall_cmd(vault, query, limit, half_life, as_json):
       mirrorfs recall "what does Sam drink"
       mirrorfs recall 'tag:travel lisbon' --json
     """
-    args = dict(limit=limit, half_life_days=half_life)
-    results = _ask_watcher(vault, "recall", {"query": query, **args})
-    if results is None:
-        results = search_api.recall(vault, query, **args)
+    results = search_api.recall(vault, query, limit=limit, half_life_days=half_life)
     _warn(results)
     output([h.to_dict() for h in results] if as_json else results, as_json, _hits_text)
 

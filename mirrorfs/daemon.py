@@ -216,14 +216,24 @@ class WatchDaemon:
 
     def _first_index(self) -> None:
         """Index (or catch up) in the background; queries answer meanwhile, saying so."""
+        built = False
         try:
             report = self._index.ensure()
             for warning in report.warnings[:20]:
                 self.warn(warning)
+            built = True
         except MirrorfsError as exc:
             self._report(exc)
         finally:
-            self._indexed.set()
+            # Batches skip the index until this is set; one more pass catches
+            # what they skipped (under the mutex, so that no batch falls between).
+            with self._mutex:
+                self._indexed.set()
+                if built:
+                    try:
+                        self._index.reconcile()
+                    except MirrorfsError as exc:
+                        self._report(exc)
         # Conflict copies that arrived while no watcher ran.
         for name in conflicts.find_conflicts(self.vault):
             self._merge(name.relpath)
@@ -252,8 +262,10 @@ class WatchDaemon:
                     except MirrorfsError as exc:
                         self._report(exc)
             if not self.indexing:
-                # One reconcile per batch: one Whoosh commit however many files changed.
-                report = self._index.reconcile()
+                # The watcher's bytes and hashes straight to the index: only these
+                # documents, one Whoosh commit however many files changed. (While
+                # the first index runs, its catch-up pass covers them.)
+                report = self._index.apply(changes)
                 for warning in report.warnings[:5]:
                     self.warn(warning)
             self._batches += 1
@@ -392,11 +404,12 @@ class WatchDaemon:
     def _search(self, args: dict) -> dict:
         from mirrorfs import search
 
-        # No freshness pass per query: the watcher applies every change within
-        # its settle time, which is what makes a search here cheaper than alone.
+        # In-process, never a request to ourselves; and no freshness pass per
+        # query: the watcher applies every change within its settle time,
+        # which is what makes a search here cheaper than alone.
         with self._mutex:
             try:
-                results = search.search(self.vault, reconcile=False, **args)
+                results = search.search_local(self.vault, reconcile=False, **args)
             except SearchIndexError:
                 if not self.indexing:
                     raise
@@ -406,12 +419,17 @@ class WatchDaemon:
     def _recall(self, args: dict) -> dict:
         from mirrorfs import search
 
-        with self._mutex:
-            results = search.recall(self.vault, **args)
+        with self._mutex:  # as _search: in-process, no freshness pass
+            try:
+                results = search.recall_local(self.vault, reconcile=False, **args)
+            except SearchIndexError:
+                if not self.indexing:
+                    raise
+                results = search.SearchResults()
         return self._results(results)
 
     def _results(self, results) -> dict:
-        warnings = list(results.warnings)
+        reply = results.to_reply()
         if self.indexing:
-            warnings.append("the first index is still being built; results cover what is indexed so far")
-        return {"hits": [h.to_dict() for h in results], "warnings": warnings, "stale": results.stale}
+            reply["warnings"].append("the first index is still being built; results cover what is indexed so far")
+        return reply

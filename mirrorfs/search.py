@@ -1,182 +1,61 @@
 """Search, recall, similar notes and statistics over a vault.
 
-Every function takes a Vault and first makes the index match the files (see
-mirrorfs.index: a cheap stat pass, no watcher needed), so results are never
-stale. Query syntax: docs/search.md.
+`search` and `recall` ask the running watcher first (`mirrorfs watch` keeps
+the index open and fresh); when none serves this vault they answer here
+(`search_local`, `recall_local`), first making the index match the files (a
+cheap stat pass, see mirrorfs.index), so results are never stale either way.
+Every other function answers here. Query syntax: docs/search.md.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from mirrorfs import messages as messages_mod
 from mirrorfs import note as note_mod
 from mirrorfs import recent as recent_log
-from mirrorfs.clock import aware_utc, from_unix
+from mirrorfs import watch_client
+from mirrorfs.clock import aware_utc, from_unix, parse_time
 from mirrorfs.crypto import strip_sections
-from mirrorfs.errors import InvalidValueError, NotFoundError, UnreadableNoteError
-from mirrorfs.index import Index, ReconcileReport
+from mirrorfs.errors import InvalidValueError, NotFoundError
+from mirrorfs.results import NoteInfo, ReconcileReport, SearchHit, SearchResults
+from mirrorfs.snippets import SNIPPET_CHARS, NoteTexts, lead
 
-SNIPPET_CHARS = 180
-
-
-@dataclass
-class SearchHit:
-    """One result: a note, or a message of a session (`doc == "message"`)."""
-
-    path: str
-    title: str
-    type: str
-    score: float
-    snippet: str = ""
-    doc: str = "note"
-    id: str | None = None
-    tags: list[str] = field(default_factory=list)
-    kind: str | None = None
-    instance: str | None = None
-    created: dt.datetime | None = None
-    updated: dt.datetime | None = None
-    flags: list[str] = field(default_factory=list)
-    # Message hits only:
-    session: str | None = None
-    session_title: str | None = None
-    message_id: str | None = None
-    role: str | None = None
-    time: dt.datetime | None = None
-    relevance: float | None = None  # recall: the BM25 part of the score, normalised
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k in ("created", "updated", "time"):
-            if d[k] is not None:
-                d[k] = d[k].isoformat()
-        return {k: v for k, v in d.items() if v not in (None, [])}
+if TYPE_CHECKING:
+    from mirrorfs.index import Index, RawHit
 
 
-class SearchResults(list):
-    """A list of SearchHit, with what the freshness pass reported."""
+def open_index(vault) -> "Index":
+    """The (cached, per process) index of *vault*."""
+    # Whoosh takes a third of a second to import; a search the watcher answers needs none of it.
+    from mirrorfs.index import Index
 
-    def __init__(self, hits: Iterable[SearchHit] = (), query: str = "",
-                 report: ReconcileReport | None = None):
-        super().__init__(hits)
-        self.query = query
-        self.report = report or ReconcileReport()
-
-    @property
-    def warnings(self) -> list[str]:
-        return self.report.warnings
-
-    @property
-    def stale(self) -> bool:
-        return self.report.stale
+    return Index.for_vault(vault)
 
 
-@dataclass
-class NoteInfo:
-    """What the index knows of one file, without reading it."""
-
-    path: str
-    title: str
-    type: str
-    id: str | None = None
-    tags: list[str] = field(default_factory=list)
-    category: str | None = None
-    kind: str | None = None
-    instance: str | None = None
-    created: dt.datetime | None = None
-    updated: dt.datetime | None = None
-    messages: int = 0
-    accessed: dt.datetime | None = None
-    action: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k in ("created", "updated", "accessed"):
-            if d[k] is not None:
-                d[k] = d[k].isoformat()
-        return {k: v for k, v in d.items() if v not in (None, [])}
-
-
-def _index(vault, progress=None, reconcile: bool = True) -> tuple[Index, ReconcileReport]:
-    idx = Index.for_vault(vault)
+def _index(vault, progress=None, reconcile: bool = True) -> tuple["Index", ReconcileReport]:
+    idx = open_index(vault)
     report = idx.ensure(progress=progress) if reconcile else ReconcileReport()
     return idx, report
 
 
-# --------------------------------------------------------------------------
-# Snippets: read the (just reconciled) files rather than storing bodies in the
-# index, which keeps the index small and the snippet exactly what is on disk.
+def texts_for(vault, idx: "Index", texts: dict[str, str] | None = None) -> NoteTexts:
+    """The snippet texts of one search (see NoteTexts)."""
+    return NoteTexts(vault.root, idx.max_bytes, idx.catalog()["files"], texts)
 
 
-class _Texts:
-    """File text for snippets, read once per search."""
-
-    def __init__(self, vault):
-        self.root = Path(vault.root)
-        idx = Index.for_vault(vault)
-        self.max_bytes = idx.max_bytes
-        self.files = idx.catalog()["files"]
-        self._texts: dict[str, str] = {}
-
-    def text(self, relpath: str) -> str:
-        if relpath not in self._texts:
-            try:
-                with open(self.root / relpath, "rb") as f:
-                    data = f.read(self.max_bytes + 1)
-                self._texts[relpath] = "" if len(data) > self.max_bytes else note_mod.decode(data, relpath)[1]
-            except (OSError, UnreadableNoteError):
-                self._texts[relpath] = ""
-        return self._texts[relpath]
-
-    def body(self, relpath: str, fields: dict) -> str:
-        body = note_mod.body_of(self.text(relpath))
-        if fields.get("type") == "session":
-            cut = body.find(messages_mod.COMMENT_PREFIX)
-            if cut >= 0:  # the preamble ends at the first message's heading
-                body = body[: body.rfind("\n### ", 0, cut) + 1]
-        return strip_sections(body)
-
-    def session_info(self, relpath: str) -> dict:
-        rec = self.files.get(relpath)
-        return rec[4] if rec else {}
-
-    def message(self, relpath: str, msg_id: str) -> str:
-        """One message's content, found by its id without parsing the whole session."""
-        text = self.text(relpath)
-        key = messages_mod.COMMENT_PREFIX + '{"id": ' + json.dumps(msg_id)
-        at = text.find(key)
-        if at < 0:  # written by another tool with other JSON spacing: parse it all
-            for m in messages_mod.parse(note_mod.body_of(text))[1]:
-                if m.id == msg_id:
-                    return strip_sections(m.content)
-            return ""
-        start = text.rfind("\n", 0, max(0, text.rfind("\n", 0, at))) + 1
-        nxt = text.find("\n" + messages_mod.COMMENT_PREFIX, at + len(key))
-        end = text.rfind("\n", 0, nxt) + 1 if nxt >= 0 else len(text)
-        for m in messages_mod.parse(text[start:end])[1]:
-            return strip_sections(m.content)
-        return ""
-
-
-def _lead(text: str, chars: int = SNIPPET_CHARS) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= chars else flat[:chars].rsplit(" ", 1)[0] + " …"
-
-
-def _text(raw, texts: _Texts) -> str:
+def _text(raw: "RawHit", texts: NoteTexts) -> str:
     f = raw.fields
     if f.get("type") == "message":
         return texts.message(f["path"], f.get("msg", ""))
     return texts.body(f["path"], f)
 
 
-def _hit(raw, idx: Index, texts: _Texts, snippets: bool = True,
-         terms: frozenset[str] = frozenset()) -> SearchHit:
+def make_hit(raw: "RawHit", idx: "Index", texts: NoteTexts, snippets: bool = True,
+             terms: frozenset[str] = frozenset()) -> SearchHit:
+    """A SearchHit of an index hit, with its snippet marking *terms*."""
     f = raw.fields
     doc = "message" if f.get("type") == "message" else "note"
     snippet = ""
@@ -184,7 +63,7 @@ def _hit(raw, idx: Index, texts: _Texts, snippets: bool = True,
         text = _text(raw, texts)
         snippet = idx.highlight(text, terms, chars=SNIPPET_CHARS) if terms else ""
         if not snippet:
-            snippet = _lead(text)
+            snippet = lead(text)
         snippet = " ".join(snippet.split())
     tags = [t for t in (f.get("tags") or "").split(",") if t]
     hit = SearchHit(
@@ -214,6 +93,29 @@ def _hit(raw, idx: Index, texts: _Texts, snippets: bool = True,
     return hit
 
 
+def search_scope(types: Iterable[str] | None, sessions: bool) -> tuple[list[str] | None, bool]:
+    """(note types, whether messages are wanted) of a search's *types* and *sessions*."""
+    types = [t.lower() for t in types] if types else None
+    messages = sessions and (types is None or "session" in types or "message" in types)
+    note_types = [t for t in types if t != "message"] if types else None
+    if types and not note_types:
+        note_types = ["-none-"]
+    return note_types, messages
+
+
+def _from_watcher(vault, op: str, args: dict) -> SearchResults | None:
+    """The running watcher's results, or None when no watcher serves this vault here."""
+    try:
+        reply = watch_client.ask(vault.state_dir, op, args)
+    except OSError:  # none listens, or it died or hung mid-answer: answer here
+        return None
+    return SearchResults.from_reply(reply, args.get("query", ""))
+
+
+def _listed(values: Iterable[str] | None) -> list[str] | None:
+    return list(values) if values else None
+
+
 # --------------------------------------------------------------------------
 # Public API (Vault delegates here).
 
@@ -227,23 +129,34 @@ def search(vault, query: str, types: Iterable[str] | None = None, sessions: bool
     *types* keeps notes of those types (memory, session, soul, ...); message
     hits are kept when *sessions* is true and *types* is None or names
     "session" or "message". Words must all match unless *any_word*.
-    Raises QueryError for a malformed query.
+    Answered by the running watcher when there is one (it needs no freshness
+    pass: it applies every change as it happens), else here; *reconcile*
+    False skips the freshness pass here. Raises QueryError for a malformed query.
     """
+    args = dict(query=query, types=_listed(types), sessions=sessions, limit=limit, tags=_listed(tags),
+                instances=_listed(instances), snippets=snippets, any_word=any_word)
+    served = _from_watcher(vault, "search", args)
+    if served is not None:
+        return served
+    return search_local(vault, reconcile=reconcile, **args)
+
+
+def search_local(vault, query: str, types: Iterable[str] | None = None, sessions: bool = True,
+                 limit: int | None = 20, tags: Iterable[str] | None = None,
+                 instances: Iterable[str] | None = None, snippets: bool = True,
+                 reconcile: bool = True, any_word: bool = False) -> SearchResults:
+    """`search` answered in this process, never by a watcher (the watcher's own handler)."""
     if limit is not None and limit < 1:
         raise InvalidValueError("limit must be at least 1")
-    idx = Index.for_vault(vault)
+    idx = open_index(vault)
     q = idx.parse(query, any_word)  # a malformed query fails before any work
     idx, report = _index(vault, reconcile=reconcile)
-    types = [t.lower() for t in types] if types else None
-    messages = sessions and (types is None or "session" in types or "message" in types)
-    note_types = [t for t in types if t != "message"] if types else None
-    if types and not note_types:
-        note_types = ["-none-"]
+    note_types, messages = search_scope(types, sessions)
     raws = idx.search(q, types=note_types, messages=messages, tags=tags,
                       instances=instances, limit=limit)
-    texts = _Texts(vault)
+    texts = texts_for(vault, idx)
     terms = idx.query_terms(q) if snippets and raws else frozenset()
-    return SearchResults((_hit(r, idx, texts, snippets, terms) for r in raws), query, report)
+    return SearchResults((make_hit(r, idx, texts, snippets, terms) for r in raws), query, report)
 
 
 def recall(vault, query: str, limit: int = 10, half_life_days: float = 30.0,
@@ -255,12 +168,25 @@ def recall(vault, query: str, limit: int = 10, half_life_days: float = 30.0,
 
     score = (1 - w) * bm25 / best_bm25 + w * 0.5 ** (age_days / half_life_days),
     with w = *recency_weight* and age from `updated` (else `created`).
+    Answered by the running watcher when there is one, else here.
     """
+    args = dict(query=query, limit=limit, half_life_days=half_life_days, recency_weight=recency_weight,
+                now=now.isoformat() if now is not None else None)
+    served = _from_watcher(vault, "recall", args)
+    if served is not None:
+        return served
+    return recall_local(vault, query, limit, half_life_days, recency_weight, now)
+
+
+def recall_local(vault, query: str, limit: int = 10, half_life_days: float = 30.0,
+                 recency_weight: float = 0.3, now: dt.datetime | str | None = None,
+                 reconcile: bool = True) -> SearchResults:
+    """`recall` answered in this process; *now* may be an ISO time (as the watcher receives it)."""
     if limit < 1:
         raise InvalidValueError("limit must be at least 1")
-    pool = search(vault, query, types=["memory"], sessions=False, limit=max(50, limit * 5),
-                  snippets=False, any_word=True)
-    now = now or dt.datetime.now(dt.timezone.utc)
+    pool = search_local(vault, query, types=["memory"], sessions=False, limit=max(50, limit * 5),
+                        snippets=False, any_word=True, reconcile=reconcile)
+    now = parse_time(now) if now is not None else dt.datetime.now(dt.timezone.utc)
     best = max((h.score for h in pool), default=0.0) or 1.0
     for h in pool:
         when = h.updated or h.created
@@ -270,12 +196,12 @@ def recall(vault, query: str, limit: int = 10, half_life_days: float = 30.0,
         h.score = round((1 - recency_weight) * h.score / best + recency_weight * recency, 4)
     pool.sort(key=lambda h: h.score, reverse=True)
     top = pool[:limit]
-    idx = Index.for_vault(vault)
-    texts = _Texts(vault)
+    idx = open_index(vault)
+    texts = texts_for(vault, idx)
     terms = set(idx.analyze(re.sub(r"\w+:\S+", " ", query)))
     for h in top:
         body = texts.body(h.path, {"type": h.type})
-        h.snippet = " ".join((idx.highlight(body, terms) or _lead(body)).split())
+        h.snippet = " ".join((idx.highlight(body, terms) or lead(body)).split())
     return SearchResults(top, query, pool.report)
 
 
@@ -314,7 +240,7 @@ def find_similar(vault, text_or_path: str, limit: int = 10, threshold: float = 0
     total = sum(w for _, w in terms) or 1.0
     weight = dict(terms)
     raws = idx.search(idx.similar_query(terms), messages=sessions, limit=limit * 3 + 1)
-    texts = _Texts(vault)
+    texts = texts_for(vault, idx)
     hits = []
     for raw in raws:
         if raw.fields.get("path") == source and raw.fields.get("type") != "message":
@@ -326,7 +252,7 @@ def find_similar(vault, text_or_path: str, limit: int = 10, threshold: float = 0
         share = sum(w for t, w in weight.items() if t in present) / total
         if share < threshold:
             continue
-        hit = _hit(raw, idx, texts, True, frozenset(weight))
+        hit = make_hit(raw, idx, texts, True, frozenset(weight))
         hit.relevance = hit.score
         hit.score = round(share, 4)
         hits.append(hit)
@@ -503,16 +429,10 @@ def statistics(vault) -> dict[str, Any]:
     }
 
 
-def refresh(vault) -> ReconcileReport:
-    """Bring the index up to date now (what every query does first); for a
-    watcher that wants results ready before the next query."""
-    return _index(vault)[1]
-
-
 def rebuild(vault, progress: Callable[[int, int], None] | None = None,
             procs: int | None = None) -> ReconcileReport:
     """Re-index the whole vault into a new index and switch to it when done."""
-    return Index.for_vault(vault).rebuild(progress=progress, procs=procs)
+    return open_index(vault).rebuild(progress=progress, procs=procs)
 
 
 def status(vault) -> dict[str, Any]:

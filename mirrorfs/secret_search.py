@@ -16,18 +16,10 @@ from mirrorfs import note as note_mod
 from mirrorfs.conflicts import conflict_original
 from mirrorfs.errors import CryptoError, LockedError, UnreadableNoteError
 from mirrorfs.ignore import iter_note_paths
-from mirrorfs.index import Index, search_in_memory
+from mirrorfs.index import search_in_memory
 
 SECRET_FLAG = "secret"
 _LOCK_MARK = "🔐".encode("utf-8")
-
-
-class _DecryptedTexts(search._Texts):
-    """Snippet text from the decrypted copies held in memory."""
-
-    def __init__(self, vault, decrypted: dict[str, str]):
-        super().__init__(vault)
-        self._texts.update(decrypted)
 
 
 def decrypted_notes(vault) -> dict[str, str]:
@@ -59,23 +51,20 @@ def search_unlocked(vault, query: str, types: Iterable[str] | None = None, sessi
     """`search.search` plus hits inside encrypted sections (flagged `secret`)."""
     if not vault.unlocked:
         raise LockedError("unlock the vault to search its encrypted sections")
-    plain = search.search(vault, query, types=types, sessions=sessions, limit=limit, tags=tags,
-                          instances=instances, any_word=any_word)
-    idx = Index.for_vault(vault)
+    # Decrypted text stays in this process: never a request to the watcher.
+    plain = search.search_local(vault, query, types=types, sessions=sessions, limit=limit, tags=tags,
+                                instances=instances, any_word=any_word)
+    idx = search.open_index(vault)
     q = idx.parse(query, any_word)
-    types = [t.lower() for t in types] if types else None
-    messages = sessions and (types is None or "session" in types or "message" in types)
-    note_types = [t for t in types if t != "message"] if types else None
-    if types and not note_types:
-        note_types = ["-none-"]
+    note_types, messages = search.search_scope(types, sessions)
     decrypted = decrypted_notes(vault)
     raws = search_in_memory({p: t.encode("utf-8") for p, t in decrypted.items()}, q, types=note_types,
                             messages=messages, tags=tags, instances=instances, limit=limit)
     seen = {(h.path, h.message_id) for h in plain}
-    texts = _DecryptedTexts(vault, decrypted)
+    texts = search.texts_for(vault, idx, decrypted)
     extra = []
     for raw in raws:
-        hit = search._hit(raw, idx, texts, True, frozenset(raw.terms))
+        hit = search.make_hit(raw, idx, texts, True, frozenset(raw.terms))
         if (hit.path, hit.message_id) in seen:
             continue
         hit.flags = [*hit.flags, SECRET_FLAG]

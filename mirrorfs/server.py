@@ -1,36 +1,33 @@
 """The running watcher answers queries over a Unix socket in the state folder.
 
-A one-shot CLI search pays for importing Whoosh and opening the index; the
-watcher already has both, so `mirrorfs search` asks it first. The socket sits
-in the per-device state folder (mode 0700) and is itself made 0600, so only
-this user can talk to it. The protocol is one JSON object per line each way:
-`{"op": "search", "args": {...}}` -> `{"ok": true, "result": ...}` or
-`{"ok": false, "error": "...", "type": "QueryError"}`.
+A one-shot search pays for importing Whoosh and opening the index; the
+watcher already has both, so `search.search` and `search.recall` ask it first
+(the client and the protocol: `mirrorfs.watch_client`). The socket sits in the
+per-device state folder (mode 0700) and is itself made 0600, so only this
+user can talk to it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import socketserver
 import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from mirrorfs import errors
+from mirrorfs import watch_client
 from mirrorfs.errors import MirrorfsError
+from mirrorfs.watch_client import SOCKET_NAME, ask  # noqa: F401  (callers of server.ask)
 
-SOCKET_NAME = "watch.sock"
 # Unix socket paths are limited to ~108 bytes; beyond that we cannot serve.
 _MAX_SOCKET_PATH = 100
-CLIENT_TIMEOUT = 30.0
 
 Handler = Callable[[dict], Any]
 
 
 def socket_path(state_dir: Path) -> Path:
-    return Path(state_dir) / SOCKET_NAME
+    return Path(watch_client.socket_path(state_dir))
 
 
 class _RequestHandler(socketserver.StreamRequestHandler):
@@ -94,38 +91,3 @@ class QueryServer:
             self.path.unlink()
         except FileNotFoundError:
             pass
-
-
-def ask(state_dir: Path, op: str, args: dict | None = None, timeout: float = CLIENT_TIMEOUT) -> Any:
-    """Send one request to the running watcher.
-
-    Raises ConnectionError when no watcher listens (the caller then answers
-    itself); re-raises the watcher's MirrorfsError subclasses as such.
-    """
-    path = socket_path(state_dir)
-    if not path.exists():
-        raise ConnectionError("no watcher socket")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        try:
-            sock.connect(str(path))
-        except OSError as exc:
-            raise ConnectionError(str(exc)) from None
-        sock.sendall(json.dumps({"op": op, "args": args or {}}).encode("utf-8") + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(1 << 16)
-            if not chunk:
-                raise ConnectionError("the watcher closed the connection")
-            data += chunk
-    reply = json.loads(data)
-    if reply.get("ok"):
-        return reply.get("result")
-    cls = getattr(errors, reply.get("type") or "", None)
-    if not (isinstance(cls, type) and issubclass(cls, MirrorfsError)):
-        cls = MirrorfsError
-    # The watcher's message is already final: build the same class around it
-    # without its own __init__ (ConflictError(path) would rephrase it).
-    exc = cls.__new__(cls)
-    MirrorfsError.__init__(exc, reply.get("error"))
-    raise exc

@@ -1,0 +1,93 @@
+"""Snippets: the passages of a text around its matched index terms, terms in `**bold**`.
+
+A lean stand-in for Whoosh's highlighter, which costs more than the search
+itself: the same tokens as the analyzer, found in the text as it is on disk.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from mirrorfs.analysis import MAX_WORD, MIN_WORD, STOP, TOKEN, stem
+
+
+def term_spans(text: str, terms: frozenset, limit: int = 300) -> list[tuple[int, int, str]]:
+    """(start, end, term) of the tokens of *text* whose index term is in *terms*.
+
+    Same tokens as MirrorAnalyzer, but a word whose first two letters start no
+    wanted term is dropped before stemming (stemming never changes them).
+    """
+    heads = {t[:2] for t in terms}
+    spans = []
+    for m in TOKEN.finditer(text):
+        run, word = m.groups()
+        if word is not None:
+            w = word.lower()
+            if w[:2] not in heads or not MIN_WORD <= len(w) <= MAX_WORD or w in STOP:
+                continue
+            term = stem(w)
+            if term in terms:
+                spans.append((m.start(), m.end(), term))
+        else:
+            base = m.start()
+            if len(run) == 1:
+                if run in terms:
+                    spans.append((base, base + 1, run))
+                continue
+            for i in range(len(run) - 1):
+                if run[i:i + 2] in terms:
+                    spans.append((base + i, base + i + 2, run[i:i + 2]))
+        if len(spans) >= limit:
+            break
+    return spans
+
+
+def highlight(text: str, terms: Iterable[str], top: int = 2, chars: int = 180) -> str:
+    """Up to *top* passages of *text* with the most distinct matched terms,
+    each about *chars* long, terms marked `**term**`."""
+    terms = frozenset(terms)
+    if not terms or not text:
+        return ""
+    spans = term_spans(text, terms)
+    if not spans:
+        return ""
+    # Best windows: most distinct terms, then most occurrences, earliest first.
+    chosen: list[tuple[int, int]] = []
+    candidates = []
+    for i, (start, _, _) in enumerate(spans):
+        lo = max(0, start - chars // 4)
+        hi = lo + chars
+        inside = [s for s in spans[i:] if s[1] <= hi]
+        candidates.append((-len({s[2] for s in inside}), -len(inside), lo, hi))
+    candidates.sort()
+    for _, _, lo, hi in candidates:
+        if len(chosen) >= top:
+            break
+        if all(hi <= a or lo >= b for a, b in chosen):
+            chosen.append((lo, hi))
+    chosen.sort()
+    out = []
+    for lo, hi in chosen:
+        # Widen to word boundaries so no word is cut in half.
+        while lo > 0 and not text[lo - 1].isspace() and hi - lo < chars + 30:
+            lo -= 1
+        while hi < len(text) and not text[hi].isspace() and hi - lo < chars + 60:
+            hi += 1
+        marks: list[list[int]] = []
+        for s, e, _ in spans:
+            if s < lo or e > hi:
+                continue
+            if marks and s <= marks[-1][1]:  # overlapping CJK bigrams: one mark
+                marks[-1][1] = max(marks[-1][1], e)
+            else:
+                marks.append([s, e])
+        pieces, pos = [], lo
+        for s, e in marks:
+            pieces.append(text[pos:s])
+            pieces.append("**" + text[s:e] + "**")
+            pos = e
+        pieces.append(text[pos:hi])
+        snippet = "".join(pieces).strip()
+        out.append(("… " if lo > 0 else "") + snippet + (" …" if hi < len(text) else ""))
+    # Adjacent CJK bigrams come out as **検索****機能**: one mark reads better.
+    return " ".join(out).replace("****", "").replace("… …", "…")

@@ -1,0 +1,78 @@
+"""Asking the running watcher (`mirrorfs watch`) over its Unix socket.
+
+The watcher keeps the index open and fresh, so a search it answers costs a few
+milliseconds instead of importing Whoosh and checking the vault. The protocol
+is one JSON object per line each way: `{"op": "search", "args": {...}}` ->
+`{"ok": true, "result": ...}` or `{"ok": false, "error": "...", "type": "QueryError"}`.
+
+This module needs only the standard library (`socket`, `json`, `os`), so a lean
+client can use it without importing the rest of mirrorfs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from typing import Any
+
+SOCKET_NAME = "watch.sock"
+CLIENT_TIMEOUT = 30.0
+
+
+def socket_path(state_dir: str | os.PathLike) -> str:
+    """Where the watcher of the vault with this state folder listens."""
+    return os.path.join(os.fspath(state_dir), SOCKET_NAME)
+
+
+def request(state_dir: str | os.PathLike, op: str, args: dict | None = None,
+            timeout: float = CLIENT_TIMEOUT) -> dict:
+    """The watcher's raw reply to one request.
+
+    Raises ConnectionError when no watcher listens (the caller then answers
+    itself).
+    """
+    path = socket_path(state_dir)
+    if not os.path.exists(path):
+        raise ConnectionError("no watcher socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except OSError as exc:
+            raise ConnectionError(str(exc)) from None
+        sock.sendall(json.dumps({"op": op, "args": args or {}}).encode("utf-8") + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("the watcher closed the connection")
+            data += chunk
+    return json.loads(data)
+
+
+def ask(state_dir: str | os.PathLike, op: str, args: dict | None = None,
+        timeout: float = CLIENT_TIMEOUT) -> Any:
+    """The result of one request to the running watcher.
+
+    Raises ConnectionError when no watcher listens; re-raises the watcher's
+    MirrorfsError subclasses as such, with the watcher's message.
+    """
+    reply = request(state_dir, op, args, timeout)
+    if reply.get("ok"):
+        return reply.get("result")
+    raise _error(reply)
+
+
+def _error(reply: dict) -> Exception:
+    # Only a failed request needs the error classes; the lean path never gets here.
+    from mirrorfs import errors
+
+    cls = getattr(errors, reply.get("type") or "", None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.MirrorfsError)):
+        cls = errors.MirrorfsError
+    # The watcher's message is already final: build the same class around it
+    # without its own __init__ (ConflictError(path) would rephrase it).
+    exc = cls.__new__(cls)
+    errors.MirrorfsError.__init__(exc, reply.get("error"))
+    return exc
