@@ -16,6 +16,8 @@ schema) -> documents (bytes to documents) -> query (syntax), highlight
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import secrets
@@ -29,15 +31,30 @@ import filelock
 import whoosh
 from whoosh import index as windex
 from whoosh import query as wquery
+from whoosh.filedb.structfile import StructFile
 
 from mirrorfs import catalog as catalog_mod
 from mirrorfs import storage
 from mirrorfs.analysis import MirrorAnalyzer, analyze, term_positions  # noqa: F401  (tests use them here)
 from mirrorfs.build import ProgressFn, build_generation, codec, terminal_progress
 from mirrorfs.catalog import Layout, Scan, scan
-from mirrorfs.conflict_names import conflict_original  # sync conflict copies are not notes
-from mirrorfs.documents import DEFAULT_MAX_BYTES, Entry, entry_of, file_documents, read_entry, unknown_stat
-from mirrorfs.errors import MirrorfsError, QueryError, SearchIndexError, UnreadableNoteError
+from mirrorfs.conflict_names import (
+    conflict_original,  # sync conflict copies are not notes
+)
+from mirrorfs.documents import (
+    DEFAULT_MAX_BYTES,
+    Entry,
+    entry_of,
+    file_documents,
+    read_entry,
+    unknown_stat,
+)
+from mirrorfs.errors import (
+    MirrorfsError,
+    QueryError,
+    SearchIndexError,
+    UnreadableNoteError,
+)
 from mirrorfs.fields import TABLE
 from mirrorfs.highlight import highlight
 from mirrorfs.ignore import is_note_path
@@ -82,6 +99,24 @@ def _raw(hit) -> RawHit:
 
 _OPEN: dict[str, "Index"] = {}  # most recently used last
 _OPEN_MAX = 8
+
+
+@contextlib.contextmanager
+def _dropping_damaged_files():
+    """When Whoosh fails on a damaged generation, the files it had opened are still
+    held by the frames of the traceback: close them now (the generation is about
+    to be rebuilt) rather than let them warn at some later garbage collection."""
+    try:
+        yield
+    except Exception as exc:
+        tb = exc.__traceback__
+        while tb is not None:
+            for value in list(tb.tb_frame.f_locals.values()):
+                if isinstance(value, (io.IOBase, StructFile)):
+                    with contextlib.suppress(Exception):
+                        value.close()
+            tb = tb.tb_next
+        raise
 
 
 class Index:
@@ -142,7 +177,8 @@ class Index:
     def _whoosh(self, name: str):
         if self._ix is None or self._ix_gen != name:
             self.close()
-            self._ix = windex.open_dir(str(self.layout.gen(name)))
+            with _dropping_damaged_files():
+                self._ix = windex.open_dir(str(self.layout.gen(name)))
             self._ix_gen = name
         return self._ix
 
@@ -158,7 +194,8 @@ class Index:
         if self._searcher is None or self._searcher_catalog is not live[1]:
             if self._searcher is not None:
                 self._searcher.close()
-            self._searcher = ix.searcher(weighting=Weighting())
+            with _dropping_damaged_files():
+                self._searcher = ix.searcher(weighting=Weighting())
             self._searcher_catalog = live[1]
         return self._searcher
 

@@ -21,7 +21,7 @@ from mirrorfs.errors import MirrorfsError
 from mirrorfs.watch_client import SOCKET_NAME, ask  # noqa: F401  (callers of server.ask)
 
 # Unix socket paths are limited to ~108 bytes; beyond that we cannot serve.
-_MAX_SOCKET_PATH = 100
+_MAX_SOCKET_PATH = watch_client.MAX_SOCKET_PATH
 
 Handler = Callable[[dict], Any]
 
@@ -55,6 +55,16 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     allow_reuse_address = True
 
 
+def _private_folder(folder: Path) -> bool:
+    """True when *folder* exists (or was made) 0700 and belongs to this user: no one else may connect."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = folder.stat()
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
 class QueryServer:
     """Serve *handlers* (op name -> function of the args dict) on the vault's socket."""
 
@@ -65,8 +75,8 @@ class QueryServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> bool:
-        """Start serving; False (and no server) when the path is too long for a socket."""
-        if len(str(self.path)) > _MAX_SOCKET_PATH:
+        """Start serving; False (and no server) when no private folder can hold the socket."""
+        if len(os.fsencode(str(self.path))) > _MAX_SOCKET_PATH or not _private_folder(self.path.parent):
             return False
         if self.path.exists() or self.path.is_symlink():
             # A socket left by a watcher that died; the single-watcher lock proves it is stale.

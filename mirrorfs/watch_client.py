@@ -11,6 +11,7 @@ client can use it without importing the rest of mirrorfs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -20,9 +21,29 @@ SOCKET_NAME = "watch.sock"
 CLIENT_TIMEOUT = 30.0
 
 
+# Unix socket paths are limited to about 108 bytes.
+MAX_SOCKET_PATH = 100
+
+
 def socket_path(state_dir: str | os.PathLike) -> str:
-    """Where the watcher of the vault with this state folder listens."""
-    return os.path.join(os.fspath(state_dir), SOCKET_NAME)
+    """Where the watcher of the vault with this state folder listens.
+
+    In the state folder itself when the path is short enough for a socket;
+    otherwise in this user's private runtime folder, under a name derived
+    from the state folder (so server and clients agree without asking).
+    """
+    path = os.path.join(os.fspath(state_dir), SOCKET_NAME)
+    if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
+        return path
+    return os.path.join(runtime_dir(), hashlib.sha1(os.fsencode(state_dir)).hexdigest()[:16] + ".sock")
+
+
+def runtime_dir() -> str:
+    """This user's folder for sockets: $XDG_RUNTIME_DIR/mirrorfs, else /tmp/mirrorfs-<uid>."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base and os.path.isdir(base):
+        return os.path.join(base, "mirrorfs")
+    return os.path.join("/tmp", f"mirrorfs-{os.getuid()}")
 
 
 def request(state_dir: str | os.PathLike, op: str, args: dict | None = None,

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import close_pipes
 
 from mirrorfs import index as index_mod
 from mirrorfs import search
@@ -295,6 +296,7 @@ def test_query_during_a_rebuild_in_another_process_answers(generated):
         assert results.stale or paths_of(results) == ["memory/late.md"]
     finally:
         assert child.wait(timeout=120) == 0
+        close_pipes(child)
     assert paths_of(search.search(vault, "quokka")) == ["memory/late.md"]
 
 
@@ -306,6 +308,7 @@ def test_first_query_waits_for_a_rebuild_in_another_process(generated):
         assert paths_of(search.search(vault, word)) == [manifest[word]["path"]]
     finally:
         assert child.wait(timeout=120) == 0
+        close_pipes(child)
 
 
 def test_unchanged_vault_reconciles_without_opening_whoosh(generated):
@@ -421,6 +424,7 @@ def test_query_while_another_process_holds_the_writer_answers_from_the_index(vau
         assert any("another process" in w for w in results.warnings)
     finally:
         assert child.wait(timeout=60) == 0
+        close_pipes(child)
     assert sorted(paths_of(search.search(vault, "ibis"))) == ["memory/a.md", "memory/b.md"]
 
 
@@ -433,6 +437,7 @@ def test_first_query_waits_for_a_writer_in_another_process(vault):
         assert time.monotonic() - started > 1.0  # it waited for the other process
     finally:
         child.wait(timeout=60)
+        close_pipes(child)
 
 
 def test_searches_from_several_threads_while_notes_change(vault):
