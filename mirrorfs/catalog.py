@@ -26,7 +26,9 @@ from pathlib import Path
 import filelock
 
 from mirrorfs import ignore, storage
-from mirrorfs.conflict_names import conflict_original  # sync conflict copies are not notes
+from mirrorfs.conflict_names import (
+    conflict_original,  # sync conflict copies are not notes
+)
 from mirrorfs.errors import SearchIndexError
 
 log = logging.getLogger(__name__)

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from mirrorfs.errors import WatchError
-from mirrorfs.signatures import Fingerprint, Fingerprints, Signature
 from mirrorfs.moves import EMPTY_SHA256, MoveHints, pair_hinted, twin
 from mirrorfs.noteread import ERROR, MISSING, PRESENT, UNSTABLE, Read
 from mirrorfs.settle import Pending, Scheduler
+from mirrorfs.signatures import Fingerprint, Fingerprints, Signature
 
 ADDED = "added"
 MODIFIED = "modified"

@@ -46,13 +46,34 @@ class Group(click.Group):
             self.add_command(command, name)
         return command
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:
+            # Errors, too, come as JSON for a script that asked for JSON.
+            ctx.meta[JSON_ERRORS] = "--json" in args
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except MirrorfsError as exc:
+            if ctx.meta.get(JSON_ERRORS):
+                _json_error(str(exc), type(exc).__name__, 1)
             raise click.ClickException(str(exc)) from None
+        except click.UsageError as exc:
+            if ctx.meta.get(JSON_ERRORS):
+                _json_error(exc.format_message(), "UsageError", exc.exit_code)
+            raise
         except KeyboardInterrupt:
             raise click.Abort() from None
+
+
+JSON_ERRORS = "mirrorfs.json_errors"
+
+
+def _json_error(message: str, code: str, status: int) -> None:
+    """`{"error": ..., "code": ...}` on stdout (where the script reads the JSON), then exit."""
+    click.echo(json.dumps({"error": message, "code": code}, ensure_ascii=False))
+    raise SystemExit(status)
 
 
 class State:

@@ -60,7 +60,7 @@ def _memory_line(d: dict) -> str:
 @click.option("--kind", help="Only this kind.")
 @click.option("--tag", help="Only notes with this tag.")
 @click.option("--tier", type=click.Choice(TIERS), help="Only this tier.")
-@click.option("--limit", type=int, help="At most this many.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
 @json_option
 @pass_vault
 def memory_list(vault: Vault, kind, tag, tier, limit, as_json: bool) -> None:

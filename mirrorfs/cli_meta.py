@@ -8,6 +8,7 @@ import click
 import yaml
 
 from mirrorfs.cli_base import json_option, output, pass_vault
+from mirrorfs.note import yaml_problem
 from mirrorfs.vault import Vault
 
 
@@ -59,7 +60,8 @@ def meta_set(vault: Vault, path: str, key: str, value: str, as_string: bool, as_
         try:
             parsed = yaml.safe_load(value) if value.strip() else ""
         except yaml.YAMLError as exc:
-            raise click.BadParameter(f"not valid YAML ({exc}); use --string for plain text", param_hint="VALUE")
+            raise click.BadParameter(f"not valid YAML ({yaml_problem(exc, first_line=1)}); use --string for plain text",
+                                     param_hint="VALUE")
     changed = vault.meta_set(path, key, parsed)
     output({"path": vault.relpath(path), "key": key, "changed": changed}, as_json,
            lambda d: f"{d['path']}: {key} " + ("set" if changed else "unchanged"))

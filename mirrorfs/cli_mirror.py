@@ -42,7 +42,7 @@ def instances_cmd(vault: Vault, as_json: bool) -> None:
 
 
 @click.command("reflections")
-@click.option("--since", metavar="DATE", help="Everything others wrote since DATE (YYYY-MM-DD or ISO time), "
+@click.option("--since", metavar="DATE", help="Everything others wrote since DATE (YYYY-MM-DD, an ISO time or an age like 7d), "
               "instead of since you last looked.")
 @click.option("--mark-read", is_flag=True, help="Move your cursor past what is shown.")
 @json_option
@@ -92,7 +92,7 @@ def _intentions_text(card: dict) -> str:
 @click.command("intend")
 @click.argument("text", required=False)
 @click.option("--clear", is_flag=True, help="Remove all your intentions (before adding TEXT, if given).")
-@click.option("--done", "done_n", type=int, metavar="N", help="Remove intention N (as listed) once it is done.")
+@click.option("--done", "done_n", type=click.IntRange(min=1), metavar="N", help="Remove intention N (as listed) once it is done.")
 @json_option
 @pass_vault
 def intend_cmd(vault: Vault, text: str | None, clear: bool, done_n: int | None, as_json: bool) -> None:

@@ -11,7 +11,9 @@ import sys
 
 import click
 
-from mirrorfs import search as search_api  # light: Whoosh loads only when this process searches
+from mirrorfs import (
+    search as search_api,  # light: Whoosh loads only when this process searches
+)
 from mirrorfs.cli_base import (
     json_option,
     output,

@@ -54,7 +54,7 @@ def session_new(vault: Vault, title, ephemeral, category, tags, previous, as_jso
 @click.argument("session_id")
 @click.argument("text")
 @click.option("--role", type=click.Choice(ROLES), required=True, help="Who speaks.")
-@click.option("--tokens", type=int, help="Token count of this message (summed in the session).")
+@click.option("--tokens", type=click.IntRange(min=0), help="Token count of this message (summed in the session).")
 @click.option("--secret", is_flag=True, help="Encrypt the whole message (needs the passphrase).")
 @passphrase_file_option
 @json_option
@@ -86,8 +86,8 @@ def _message_text(m: dict) -> str:
 
 @session.command("show")
 @click.argument("session_id")
-@click.option("--limit", type=int, help="At most this many messages.")
-@click.option("--offset", type=int, default=0, help="Skip this many messages.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many messages.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many messages.")
 @json_option
 @pass_vault
 def session_show(vault: Vault, session_id: str, limit, offset: int, as_json: bool) -> None:
@@ -122,9 +122,9 @@ def _session_line(d: dict) -> str:
 @click.option("--tag", help="Only sessions with this tag.")
 @click.option("--category", help="Only this category.")
 @click.option("--status", type=click.Choice(["open", "closed"]), help="Only open or closed ones.")
-@click.option("--since", help="Only sessions created since this date (YYYY-MM-DD).")
-@click.option("--limit", type=int, help="At most this many.")
-@click.option("--offset", type=int, default=0, help="Skip this many.")
+@click.option("--since", help="Only sessions created since DATE: YYYY-MM-DD, an ISO time or an age like 7d, 2w.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many.")
 @json_option
 @pass_vault
 def session_list(vault: Vault, of_instance, tag, category, status, since, limit, offset, as_json: bool) -> None:

@@ -11,9 +11,11 @@ from mirrorfs.vault import Vault
 @click.command()
 @click.argument("path", required=False, type=click.Path(file_okay=False), default=".")
 @click.option("--name", help="The AI identity's name (written into SOUL.md).")
+@click.option("--instance", "init_instance", metavar="NAME",
+              help="This device's instance name, its default from now on (same as the global --instance).")
 @json_option
 @click.pass_context
-def init(ctx: click.Context, path: str, name: str | None, as_json: bool) -> None:
+def init(ctx: click.Context, path: str, name: str | None, init_instance: str | None, as_json: bool) -> None:
     """Create a vault in PATH, or adopt an existing folder (an Obsidian vault).
 
     Existing files are never changed: init only adds .mirrorfs/config.yaml, the
@@ -21,11 +23,11 @@ def init(ctx: click.Context, path: str, name: str | None, as_json: bool) -> None
 
     \b
     Examples:
-      mirrorfs init ~/Mira --name Mira
+      mirrorfs init ~/Mira --name Mira --instance laptop
       mirrorfs --instance laptop init ~/Documents/MyObsidianVault
     """
     state = ctx.find_object(State)
-    vault = Vault.init(path, name=name, instance=state.instance)
+    vault = Vault.init(path, name=name, instance=init_instance or state.instance)
     output(
         {"path": str(vault.root), "vault_id": vault.id, "name": vault.name, "instance": vault.instance},
         as_json,

@@ -20,7 +20,7 @@ import yaml
 from mirrorfs import frontmatter_edit, storage
 from mirrorfs.errors import MirrorfsError, UnsafeEditError, VaultNotFoundError
 from mirrorfs.layout import CONFIG_FILE
-from mirrorfs.note import BOM, detect_newline
+from mirrorfs.note import BOM, detect_newline, yaml_problem
 
 FORMAT_VERSION = 1
 
@@ -40,8 +40,7 @@ def _load(text: str, path: Path) -> dict:
     try:
         config = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        # PyYAML's message runs over several lines; a person needs one.
-        raise MirrorfsError(f"{path}: cannot read the vault config: {' '.join(str(exc).split())}") from None
+        raise MirrorfsError(f"{path}: cannot read the vault config: {yaml_problem(exc, first_line=1)}") from None
     if not isinstance(config, dict) or not config.get("vault_id"):
         raise MirrorfsError(f"{path}: the vault config has no vault_id")
     fmt = config.get("format", FORMAT_VERSION)

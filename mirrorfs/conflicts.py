@@ -45,7 +45,13 @@ from mirrorfs.conflict_names import TOOLS as TOOLS
 from mirrorfs.conflict_names import ConflictName as ConflictName
 from mirrorfs.conflict_names import conflict_original as conflict_original
 from mirrorfs.conflict_names import parse_conflict_name as parse_conflict_name
-from mirrorfs.errors import ConflictError, InvalidValueError, MirrorfsError, NotFoundError, UnreadableNoteError
+from mirrorfs.errors import (
+    ConflictError,
+    InvalidValueError,
+    MirrorfsError,
+    NotFoundError,
+    UnreadableNoteError,
+)
 from mirrorfs.merge import KEEP as KEEP
 from mirrorfs.merge import KEPT_BOTH as KEPT_BOTH
 from mirrorfs.merge import MERGED as MERGED

@@ -17,6 +17,7 @@ from mirrorfs.errors import CryptoError, MirrorfsError
 from mirrorfs.secret_blocks import has_unsealed
 from mirrorfs.sections import find_sections
 
+
 @dataclass(frozen=True)
 class Problem:
     """One finding: which check, which note (vault-relative), what to do about it.

@@ -24,10 +24,9 @@ import json
 import os
 from typing import Any
 
-from mirrorfs import crypto
+from mirrorfs import crypto, storage
 from mirrorfs import messages as msgs
 from mirrorfs import note as notes
-from mirrorfs import storage
 from mirrorfs.bridge import ANSWER_HEADING, HUMAN, TITLE_HEADING, split_names
 from mirrorfs.clock import iso_or_none
 from mirrorfs.errors import UnreadableNoteError

@@ -25,8 +25,8 @@ stay system messages with their `context_type` in `origin_meta`.
 from __future__ import annotations
 
 import base64
-import hashlib
 import datetime as dt
+import hashlib
 import json
 import re
 import shutil
@@ -37,7 +37,15 @@ from typing import Any, Iterator
 
 from mirrorfs.errors import ImportPasswordError, ImportSourceError
 from mirrorfs.importer import (
-    Expected, ImportedMemory, ImportedMessage, ImportedSession, Item, Progress, Skipped, fenced, from_iso,
+    Expected,
+    ImportedMemory,
+    ImportedMessage,
+    ImportedSession,
+    Item,
+    Progress,
+    Skipped,
+    fenced,
+    from_iso,
 )
 from mirrorfs.messages import ROLES
 

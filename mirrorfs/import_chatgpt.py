@@ -22,10 +22,17 @@ import json
 import re
 from typing import Any, Iterator
 
-from mirrorfs.importer import (
-    ImportedMessage, ImportedSession, Item, Progress, Skipped, clean_text, fenced, from_epoch,
-)
 from mirrorfs.import_streams import conversations, export_files
+from mirrorfs.importer import (
+    ImportedMessage,
+    ImportedSession,
+    Item,
+    Progress,
+    Skipped,
+    clean_text,
+    fenced,
+    from_epoch,
+)
 from mirrorfs.messages import ROLES
 
 SOURCE = "chatgpt"

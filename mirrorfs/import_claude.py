@@ -15,10 +15,17 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
-from mirrorfs.importer import (
-    ImportedMessage, ImportedSession, Item, Progress, Skipped, clean_text, fenced, from_iso,
-)
 from mirrorfs.import_streams import conversations
+from mirrorfs.importer import (
+    ImportedMessage,
+    ImportedSession,
+    Item,
+    Progress,
+    Skipped,
+    clean_text,
+    fenced,
+    from_iso,
+)
 
 SOURCE = "claude"
 _ROLES = {"human": "user", "user": "user", "assistant": "assistant", "system": "system"}

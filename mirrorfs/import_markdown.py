@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from mirrorfs import ignore
-from mirrorfs import note as notes
 from mirrorfs import messages as msgs
+from mirrorfs import note as notes
 from mirrorfs.errors import ImportSourceError, MirrorfsError, UnreadableNoteError
 from mirrorfs.memory import MEMORY_DIR
 from mirrorfs.session import SESSIONS_DIR

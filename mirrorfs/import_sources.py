@@ -12,9 +12,14 @@ import datetime as dt
 import os
 from typing import Callable
 
-from mirrorfs import import_activemirror, import_chatgpt, import_claude, import_mirrordna
+from mirrorfs import (
+    import_activemirror,
+    import_chatgpt,
+    import_claude,
+    import_mirrordna,
+)
 from mirrorfs.errors import InvalidValueError
-from mirrorfs.importer import DEFAULT_INSTANCE, ImportReport, Importer, Progress
+from mirrorfs.importer import DEFAULT_INSTANCE, Importer, ImportReport, Progress
 from mirrorfs.vault import Vault
 
 READERS = {

@@ -27,7 +27,12 @@ from typing import Mapping
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from mirrorfs.errors import CryptoError, InvalidValueError, NoKeyError, WrongPassphraseError
+from mirrorfs.errors import (
+    CryptoError,
+    InvalidValueError,
+    NoKeyError,
+    WrongPassphraseError,
+)
 
 # --- Meld Encrypt v2 ("β", CryptoHelper2304(16, 16, 210000)) -----------------
 ITERATIONS = 210_000

@@ -21,9 +21,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Iterator, Literal, Mapping, Sequence
 
-from .errors import InvalidValueError, ProviderError
-from .provider_config import Secret, redact_url
-from .retries import RetryPolicy
+from mirrorfs.errors import InvalidValueError, ProviderError
+from mirrorfs.provider_config import Secret, redact_url
+from mirrorfs.retries import RetryPolicy
 
 __all__ = [
     "ROLES",

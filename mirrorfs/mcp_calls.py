@@ -16,8 +16,20 @@ from urllib.parse import quote, unquote
 
 from mirrorfs import context_basic, edits, lookup, overview
 from mirrorfs.errors import MirrorfsError, StaleEditError
-from mirrorfs.mcp_tools import (NOTE_TEMPLATE, READ_LIMIT, RESULT_BYTES, TOOLS, ToolError, ToolResult, bound,
-                                check_arguments, clip, error_result, note_path, tool_definitions)
+from mirrorfs.mcp_tools import (
+    NOTE_TEMPLATE,
+    READ_LIMIT,
+    RESULT_BYTES,
+    TOOLS,
+    ToolError,
+    ToolResult,
+    bound,
+    check_arguments,
+    clip,
+    error_result,
+    note_path,
+    tool_definitions,
+)
 from mirrorfs.session_log import SessionLog
 from mirrorfs.storage import sha256
 

@@ -33,11 +33,24 @@ from typing import Any
 
 from mirrorfs import __version__, overview
 from mirrorfs.errors import MirrorfsError
-from mirrorfs.mcp_calls import Toolbox, note_uri, uri_path
-from mirrorfs.mcp_tools import (FALLBACK_INSTANCE, NOTE_TEMPLATE, PROMPTS, RESOURCES, ToolError,
-                                instance_name_for)
+from mirrorfs.mcp_calls import Toolbox, note_uri
+from mirrorfs.mcp_tools import (
+    FALLBACK_INSTANCE,
+    NOTE_TEMPLATE,
+    PROMPTS,
+    RESOURCES,
+    ToolError,
+    instance_name_for,
+)
 from mirrorfs.note_events import NoteEvents
-from mirrorfs.vault import CONFIG_FILE, ENV_VAULT, Vault, check_instance_name, find_root, load_config
+from mirrorfs.vault import (
+    CONFIG_FILE,
+    ENV_VAULT,
+    Vault,
+    check_instance_name,
+    find_root,
+    load_config,
+)
 
 SERVER_NAME = "mirrorfs"
 ENV_TOOLS = "MIRRORFS_MCP_TOOLS"
@@ -307,7 +320,11 @@ def build_sdk_server(conn: Connection):
     import anyio.lowlevel
     import mcp.types as types
     from mcp.server.lowlevel import NotificationOptions, Server
-    from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ResourceUpdated
+    from mcp.server.subscriptions import (
+        InMemorySubscriptionBus,
+        ListenHandler,
+        ResourceUpdated,
+    )
     from mcp.shared.exceptions import MCPError
 
     tb = conn.toolbox

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import unquote
 
-from mirrorfs.errors import InvalidValueError, PathOutsideVaultError
+from mirrorfs.errors import PathOutsideVaultError
 
 if TYPE_CHECKING:
     from mirrorfs.vault import Vault

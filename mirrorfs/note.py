@@ -26,6 +26,7 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _OPEN = re.compile(r"---[ \t]*(\r\n|\n)")
 _CLOSE = re.compile(r"^---[ \t]*(?:\r\n|\n|\Z)", re.M)
+_TOML_OPEN = re.compile(r"\+\+\+[ \t]*\r?\n")
 
 
 class Split(NamedTuple):
@@ -94,7 +95,7 @@ class Note:
         if self.error is not None:
             raise UnparseableNoteError(self.path or "<note>", self.error)
 
-    def _existing_key(self, key: Any) -> Any:
+    def existing_key(self, key: Any) -> Any:
         """The key as loaded (`1` for "1"), so a CLI string finds a non-string key."""
         if key in self.meta:
             return key
@@ -103,7 +104,12 @@ class Note:
     def set(self, key: str, value: Any) -> "Note":
         """Return a note with property *key* set to *value*, other lines untouched."""
         self.check_editable()
-        key = self._existing_key(key)
+        if not self.has_front_matter and _TOML_OPEN.match(self.body):
+            # A YAML block above Hugo's TOML front matter would break the file for Hugo.
+            raise UnsafeEditError(
+                f"{self.path or '<note>'} starts with TOML front matter (+++): mirrorfs edits YAML front "
+                "matter only; nothing was written")
+        key = self.existing_key(key)
         if key in self.meta and self.meta[key] == value:
             return self
         if not self.has_front_matter:
@@ -127,7 +133,7 @@ class Note:
     def unset(self, key: str) -> "Note":
         """Return a note without property *key* (every copy of a duplicated key)."""
         self.check_editable()
-        key = self._existing_key(key)
+        key = self.existing_key(key)
         if key not in self.meta:
             return self
         fm_text = frontmatter_edit.unset_key(self.fm_text, key)
@@ -174,12 +180,23 @@ def _reparse(old: Note, fm_open: str, fm_text: str, fm_close: str, body: str) ->
     return replace(old, fm_open=fm_open, fm_text=fm_text, fm_close=fm_close, body=body, meta=meta)
 
 
+def yaml_problem(exc: yaml.YAMLError, first_line: int = 2) -> str:
+    """One line a person can act on: what is wrong and where (file line, the `---` being line 1)."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if not problem:
+        return " ".join(str(exc).replace('in "<unicode string>", ', "").split())
+    where = f" at line {mark.line + first_line}, column {mark.column + 1}" if mark is not None else ""
+    context = getattr(exc, "context", None)
+    return f"{problem}{where}" + (f" ({context})" if context else "")
+
+
 def load_yaml(fm_text: str) -> tuple[dict, str | None]:
     """Load front matter YAML; return (mapping, None) or ({}, reason)."""
     try:
         data = yaml.load(fm_text, Loader=_Loader) if fm_text.strip() else {}
     except yaml.YAMLError as exc:
-        return {}, " ".join(str(exc).split())
+        return {}, yaml_problem(exc)
     if data is None:
         return {}, None
     if not isinstance(data, dict):

@@ -15,8 +15,8 @@ import stat
 import time
 from typing import Callable, Iterable, NamedTuple
 
-from mirrorfs.signatures import Signature, signature
 from mirrorfs.ignore import is_note_path, walk
+from mirrorfs.signatures import Signature, signature
 
 PRESENT = "present"
 MISSING = "missing"

@@ -9,7 +9,7 @@ under the service ``mirrorfs``; provider API keys live under
 
 from __future__ import annotations
 
-from .errors import KeyringUnavailableError
+from mirrorfs.errors import KeyringUnavailableError
 
 __all__ = ["available", "get", "store", "forget"]
 

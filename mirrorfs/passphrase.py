@@ -19,7 +19,6 @@ import sys
 import warnings
 from pathlib import Path
 
-from mirrorfs.keys import has_key
 from mirrorfs.errors import (
     CryptoError,
     InvalidValueError,
@@ -27,6 +26,7 @@ from mirrorfs.errors import (
     NoKeyError,
     WrongPassphraseError,
 )
+from mirrorfs.keys import has_key
 
 __all__ = [
     "ENV_VAR",

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ProviderConfigError
-from .provider_config import load_yaml
+from mirrorfs.errors import ProviderConfigError
+from mirrorfs.provider_config import load_yaml
 
 __all__ = ["PRICES_FILE", "PRICES_AS_OF", "DEFAULT_PRICES", "DEFAULT_PROVIDER_PRICES", "Price", "PriceTable",
            "load_prices", "price_for", "cost"]

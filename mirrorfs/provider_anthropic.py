@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator
 
-from . import sse
-from .provider_http import HTTPProvider, StreamState, VendorStreamError
+from mirrorfs import sse
+from mirrorfs.provider_http import HTTPProvider, StreamState, VendorStreamError
 
 __all__ = ["AnthropicProvider", "API_VERSION", "DEFAULT_MAX_TOKENS"]
 

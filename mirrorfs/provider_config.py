@@ -34,8 +34,8 @@ from urllib.parse import urlsplit, urlunsplit
 import platformdirs
 import yaml
 
-from . import os_keyring
-from .errors import ProviderConfigError
+from mirrorfs import os_keyring
+from mirrorfs.errors import ProviderConfigError
 
 __all__ = [
     "ENV_CONFIG_DIR",

@@ -29,8 +29,8 @@ from typing import ClassVar, Iterable, Iterator
 import httpx
 from filelock import Timeout as LockTimeout
 
-from . import tokens
-from .errors import (
+from mirrorfs import tokens
+from mirrorfs.errors import (
     ProviderAuthError,
     ProviderError,
     ProviderRateLimitError,
@@ -39,10 +39,18 @@ from .errors import (
     SpendCapError,
     StreamInterruptedError,
 )
-from .llm import Completion, Provider, ProviderSettings, StreamEvent, Usage, check_messages, normalize_stop_reason
-from .provider_config import redact_url
-from .ratelimit import RateLimiter
-from .retries import RetryPolicy, is_retryable_status, retry_after
+from mirrorfs.llm import (
+    Completion,
+    Provider,
+    ProviderSettings,
+    StreamEvent,
+    Usage,
+    check_messages,
+    normalize_stop_reason,
+)
+from mirrorfs.provider_config import redact_url
+from mirrorfs.ratelimit import RateLimiter
+from mirrorfs.retries import RetryPolicy, is_retryable_status, retry_after
 
 __all__ = ["HTTPProvider", "StreamState", "VendorStreamError", "USER_AGENT"]
 

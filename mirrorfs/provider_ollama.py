@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator
 
-from . import sse
-from .provider_config import ollama_host_url
-from .provider_http import HTTPProvider, StreamState, VendorStreamError
+from mirrorfs import sse
+from mirrorfs.provider_config import ollama_host_url
+from mirrorfs.provider_http import HTTPProvider, StreamState, VendorStreamError
 
 __all__ = ["OllamaProvider"]
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from typing import Iterable, Iterator
 
-from . import sse
-from .provider_http import HTTPProvider, StreamState, VendorStreamError
+from mirrorfs import sse
+from mirrorfs.provider_http import HTTPProvider, StreamState, VendorStreamError
 
 __all__ = ["OpenAIProvider"]
 

@@ -26,10 +26,10 @@ import importlib.metadata
 import os
 from typing import Mapping
 
-from .errors import ProviderConfigError
-from .llm import Completion, Provider, ProviderSettings, StreamEvent, Usage
-from .provider_anthropic import AnthropicProvider
-from .provider_config import (
+from mirrorfs.errors import ProviderConfigError
+from mirrorfs.llm import Completion, Provider, ProviderSettings, StreamEvent, Usage
+from mirrorfs.provider_anthropic import AnthropicProvider
+from mirrorfs.provider_config import (
     KEYRING_SERVICE,
     Profile,
     ProvidersConfig,
@@ -38,9 +38,9 @@ from .provider_config import (
     key_from_keyring,
     load_providers_config,
 )
-from .provider_ollama import OllamaProvider
-from .provider_openai import OpenAIProvider
-from .retries import RetryPolicy
+from mirrorfs.provider_ollama import OllamaProvider
+from mirrorfs.provider_openai import OpenAIProvider
+from mirrorfs.retries import RetryPolicy
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from . import state, statefile
-from .errors import InvalidValueError
+from mirrorfs import state, statefile
+from mirrorfs.errors import InvalidValueError
 
 __all__ = ["RATE_FILE", "RateLimiter"]
 

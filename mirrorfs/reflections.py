@@ -51,9 +51,9 @@ from mirrorfs.attribution import conflict_reflection as conflict_reflection
 from mirrorfs.attribution import diff, moved, pair_moves, timed
 from mirrorfs.attribution import merge_reflection as merge_reflection
 from mirrorfs.attribution import seal_reflection as seal_reflection
-from mirrorfs.clock import age, time_or_none
 from mirrorfs.clock import now as local_now
 from mirrorfs.clock import parse_since as parse_cutoff
+from mirrorfs.clock import time_or_none
 from mirrorfs.conflict_names import is_conflict_copy
 from mirrorfs.errors import InvalidValueError, MirrorfsError, UnreadableNoteError
 from mirrorfs.fingerprints import fingerprint as fingerprint
@@ -267,16 +267,12 @@ def _writes(log: list[dict]) -> set[OwnWrite]:
 
 
 def parse_since(value: Any) -> dt.datetime:
-    """A cutoff from a datetime, a date or text (`2026-11-21` is local midnight)."""
-    if isinstance(value, dt.date):
-        return parse_cutoff(value)
-    text = str(value).strip()
+    """A cutoff from a datetime, a date or text: `2026-11-21` (local midnight), an ISO time, or an age (`7d`)."""
     try:
-        if age(text) is None:  # a date, not an age: `--since` names when
-            return parse_cutoff(text)
+        return parse_cutoff(value)
     except InvalidValueError:
-        pass
-    raise InvalidValueError(f"cannot read {text!r} as a date: use YYYY-MM-DD or an ISO 8601 time")
+        raise InvalidValueError(
+            f"cannot read {str(value).strip()!r} as a date: use YYYY-MM-DD or an ISO 8601 time") from None
 
 
 def first_look_days(vault: "Vault") -> float:

@@ -29,7 +29,16 @@ from mirrorfs.errors import (
     TamperedSectionError,
     WrongPassphraseError,
 )
-from mirrorfs.keys import ALPHA_SALT, IV_BYTES, OBSOLETE_IV, SALT_BYTES, TAG_BYTES, Keyring, check_salt, split_v2
+from mirrorfs.keys import (
+    ALPHA_SALT,
+    IV_BYTES,
+    OBSOLETE_IV,
+    SALT_BYTES,
+    TAG_BYTES,
+    Keyring,
+    check_salt,
+    split_v2,
+)
 
 PLACEHOLDER = "🔒 [encrypted section]"
 DAMAGED_PLACEHOLDER = "🔒 [damaged encrypted section]"

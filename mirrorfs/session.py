@@ -17,7 +17,7 @@ from mirrorfs import export, storage
 from mirrorfs import messages as msgs
 from mirrorfs import note as notes
 from mirrorfs.clock import isoformat as _iso
-from mirrorfs.clock import timestamp
+from mirrorfs.clock import parse_since, timestamp
 from mirrorfs.errors import InvalidValueError, NotFoundError, UnreadableNoteError
 from mirrorfs.export import EXPORT_FORMATS as EXPORT_FORMATS
 from mirrorfs.memory import normalise_tags
@@ -336,10 +336,7 @@ class Sessions:
         if not ref:
             raise NotFoundError("no session id given")
         if ref.endswith(".md") or "/" in ref:
-            full = self.vault.resolve(ref)
-            if full.is_file():
-                return Session(self.vault, full)
-            raise NotFoundError(f"no session at {ref}")
+            return Session(self.vault, self._session_file(ref))
         exact = [p for p in self.folder.glob(f"*/{ref}.md")] if self.folder.is_dir() else []
         if exact:
             return Session(self.vault, exact[0])
@@ -364,6 +361,21 @@ class Sessions:
                 continue
         raise NotFoundError(f"no session {ref!r} (see `mirrorfs session list`)")
 
+    def _session_file(self, ref: str) -> Path:
+        """The session file a path names; never another note (SOUL.md, a config, a card)."""
+        full = self.vault.resolve(ref)
+        rel = full.relative_to(self.vault.root).as_posix()
+        if not rel.startswith(SESSIONS_DIR + "/") or full.suffix != ".md":
+            raise InvalidValueError(
+                f"{rel} is not a session: session commands act on the files in {SESSIONS_DIR}/ "
+                "(see `mirrorfs session list`); nothing was changed")
+        if not full.is_file():
+            raise NotFoundError(f"no session at {ref}")
+        kind = notes.read_front_matter(full).get("type")
+        if kind not in (None, "session"):
+            raise InvalidValueError(f"{rel} is a {kind} note, not a session; nothing was changed")
+        return full
+
     def list(
         self,
         instance: str | None = None,
@@ -378,7 +390,7 @@ class Sessions:
         """Sessions, newest first, filtered by the given properties."""
         if status is not None and status not in STATUSES:
             raise InvalidValueError(f"unknown status {status!r}: use open or closed")
-        cutoff = msgs.parse_time(since) if since else None
+        cutoff = parse_since(since) if since else None
         found: list[tuple[str, Session]] = []
         candidates = [(p, False) for p in self.paths()]
         if include_ephemeral:

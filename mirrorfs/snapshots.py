@@ -23,7 +23,9 @@ import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from mirrorfs.errors import SnapshotStoreError as SnapshotStoreError  # importable from here too
+from mirrorfs.errors import (
+    SnapshotStoreError as SnapshotStoreError,  # importable from here too
+)
 from mirrorfs.storage import sha256
 
 if TYPE_CHECKING:

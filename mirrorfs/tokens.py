@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from . import state, statefile
+from mirrorfs import state, statefile
 
 __all__ = [
     "BYTES_PER_TOKEN",

@@ -29,6 +29,7 @@ from mirrorfs.errors import (
     UnparseableNoteError,
     VaultNotFoundError,
 )
+from mirrorfs.ignore import is_ignored
 from mirrorfs.instances import Instances
 from mirrorfs.layout import CONFIG_FILE, FOLDERS, OWNED_TYPES
 from mirrorfs.layout import (
@@ -112,6 +113,12 @@ class Vault:
         root = Path(path).expanduser()
         if root.exists() and not root.is_dir():
             raise VaultNotFoundError(f"{root} is a file, not a folder")
+        for folder in root.resolve().parents:
+            if (folder / CONFIG_FILE).is_file():
+                # Its notes would be indexed, merged and reflected twice.
+                raise InvalidValueError(
+                    f"{root} is inside the vault {folder}: a vault inside a vault is not supported; "
+                    "choose a folder outside it")
         root.mkdir(parents=True, exist_ok=True)
         root = root.resolve()
         config_path = root / CONFIG_FILE
@@ -208,9 +215,22 @@ class Vault:
         """The vault-relative POSIX path of a file in the vault."""
         return self.resolve(path).relative_to(self.root).as_posix()
 
+    def note_file(self, path: str | os.PathLike) -> Path:
+        """The absolute path of a Markdown note of the vault: never a tool's file
+        (`.mirrorfs/`, `.obsidian/`, `.git/`...), a temporary, JSON or a canvas."""
+        full = self.resolve(path)
+        rel = full.relative_to(self.root).as_posix()
+        if is_ignored(rel):
+            raise InvalidValueError(
+                f"{rel} belongs to mirrorfs or another tool, not to your notes; nothing was changed")
+        if full.suffix != ".md":
+            raise InvalidValueError(
+                f"{rel} is not a Markdown note (.md): mirrorfs reads and edits notes only; nothing was changed")
+        return full
+
     def read(self, path: str | os.PathLike) -> tuple[notes.Note, storage.Snapshot]:
         """Parse a note and keep the snapshot its compare-and-swap write needs."""
-        full = self.resolve(path)
+        full = self.note_file(path)
         if not full.is_file():
             raise NotFoundError(f"no note at {self.relpath(full)}")
         data = notes.read_bytes(full)
@@ -228,7 +248,7 @@ class Vault:
 
     def edit(self, path: str | os.PathLike, change) -> notes.Note:
         """Apply *change* (Note -> Note) to a note of the vault under the one write path."""
-        return self.edit_file(self.resolve(path), change)
+        return self.edit_file(self.note_file(path), change)
 
     def edit_file(self, full: Path, change) -> notes.Note:
         """`edit` for an absolute path mirrorfs chose itself, in the vault or in this
@@ -269,7 +289,7 @@ class Vault:
         note, _ = self.read(path)
         if note.error:
             raise UnparseableNoteError(note.path, note.error)
-        key = note._existing_key(key)
+        key = note.existing_key(key)
         if key not in note.meta:
             raise NotFoundError(f"{note.path} has no property {key!r}")
         return note.meta[key]

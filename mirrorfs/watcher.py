@@ -29,13 +29,24 @@ from pathlib import PurePosixPath
 from typing import Callable, Mapping
 
 from mirrorfs.changes import ADDED, DELETED, MODIFIED, MOVED, Change, Judge
-from mirrorfs.errors import EventsLostError, VaultNotFoundError, VaultUnavailableError, WatchError
-from mirrorfs.signatures import Fingerprint, Fingerprints, Signature
+from mirrorfs.errors import (
+    EventsLostError,
+    VaultNotFoundError,
+    VaultUnavailableError,
+    WatchError,
+)
 from mirrorfs.ignore import IGNORED_DIRS, is_note_path, iter_note_paths
 from mirrorfs.moves import EMPTY_SHA256, MoveHints, folder_moved
 from mirrorfs.noteread import list_notes, read_note, read_settled
-from mirrorfs.observe import OverflowAlarm, emitters_alive, root_identity, start_observer, stop_observer
+from mirrorfs.observe import (
+    OverflowAlarm,
+    emitters_alive,
+    root_identity,
+    start_observer,
+    stop_observer,
+)
 from mirrorfs.settle import Backoff, Burst, Pending, Rescans, Scheduler, SettleTimes
+from mirrorfs.signatures import Fingerprint, Fingerprints, Signature
 
 __all__ = [
     "ADDED", "MODIFIED", "DELETED", "MOVED", "EMPTY_SHA256", "Change", "Watcher", "WatcherStatus",
