@@ -87,3 +87,19 @@ class MalformedSectionError(CryptoError):
 class TamperedSectionError(CryptoError):
     """A section fails authentication although its key opens other sections with
     the same salt: it was changed or truncated after it was written."""
+
+
+class EmbedderError(MirrorfsError):
+    """An embedder cannot turn text into vectors; messages never contain an API key or the text."""
+
+
+class EmbedderNotInstalledError(EmbedderError):
+    """The local embedder's package (the `embed` extra) is not installed."""
+
+
+class EmbedderRequestError(EmbedderError):
+    """An embedding server could not be reached, refused the request or answered nonsense."""
+
+
+class VectorStoreError(MirrorfsError):
+    """The per-device vector store cannot be opened or is damaged (delete it: it is rebuilt)."""

@@ -1,0 +1,338 @@
+"""Semantic and hybrid search: find what was meant, not only the words.
+
+    semantic  cosine between the query's vector and each chunk's (mirrorfs.vectors)
+    keyword   mirrorfs.search.search (BM25 over the Whoosh index)
+    hybrid    both, fused into one ranked list
+
+Every score is in [0, 1] and means the same from one query to the next, so a
+`min_score` threshold works:
+
+* semantic: the cosine mapped through the embedder's calibration (lo, hi):
+  (cos - lo) / (hi - lo) clipped to [0, 1]; lo is where unrelated texts sit, hi
+  where a question and its answer do.
+* keyword: BM25 squashed by s / (s + BM25_HALF * n), n the number of words
+  in the query: BM25 adds up over the words a hit matches, so a hit matching
+  one word of three is weaker evidence than one matching a one-word query.
+  (Dividing by the best hit's score instead would call the best of a bad lot
+  1.0.) In hybrid mode a question's function words ("what", "does") are left
+  out of the keyword side: they match everything.
+* hybrid: max(sem, kw) + AGREEMENT * min(sem, kw), clipped to 1: a hit strong
+  on either side ranks high (a rare word typed exactly, a paraphrase), a hit
+  both sides agree on ranks higher. Measured against the alternatives in
+  docs/semantic.md.
+
+Notes are ranked as a whole (the best of their chunks), messages one by one,
+as in keyword search. Locked text never reaches the embedder (mirrorfs.chunks)
+and snippets are cut from chunk text, which has none either.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from mirrorfs import chunks as chunks_mod
+from mirrorfs import messages as messages_mod
+from mirrorfs import note as note_mod
+from mirrorfs import search as search_mod
+from mirrorfs.embed import Embedder
+from mirrorfs.embedders import get as get_embedder
+from mirrorfs.errors import EmbedderNotInstalledError, InvalidValueError, UnreadableNoteError
+from mirrorfs.index import ReconcileReport
+from mirrorfs.vectors import ProgressFn, UpdateReport, VectorHit, VectorStore
+
+MODES = ("keyword", "semantic", "hybrid")
+BM25_HALF = 8.0
+AGREEMENT = 0.3
+SNIPPET_CHARS = search_mod.SNIPPET_CHARS
+_FIELD = re.compile(r"\b\w+:\S+")
+_SYNTAX = re.compile(r'["()*:]|\b(?:AND|OR|NOT)\b')
+_WORD = re.compile(r"\w+(?:['’]\w+)*")
+
+# English function and question words: in a question typed in plain words they
+# match nearly every note, so the keyword side of hybrid search leaves them out.
+FUNCTION_WORDS = frozenset("""
+a about above after again against all am an and any are aren't as at be because been before being
+below between both but by can can't cannot could couldn't did didn't do does doesn't doing don't down
+during each few for from further get gets got had hadn't has hasn't have haven't having he he'd he'll
+he's her here here's hers herself him himself his how how's i i'd i'll i'm i've if in into is isn't it
+it's its itself just let's like me might more most much must mustn't my myself no nor not now of off
+on once only or other ought our ours ourselves out over own same shall shan't she she'd she'll she's
+should shouldn't so some such than that that's the their theirs them themselves then there there's
+these they they'd they'll they're they've this those through to too under until up upon us very was
+wasn't we we'd we'll we're we've were weren't what what's when when's where where's which while who
+who's whom why why's will with won't would wouldn't you you'd you'll you're you've your yours
+yourself yourselves
+""".split())
+
+
+@dataclass
+class SemanticHit(search_mod.SearchHit):
+    """A SearchHit with the two parts of its score, each in [0, 1] (None: not found that way)."""
+
+    semantic: float | None = None
+    keyword: float | None = None
+    chunk: str | None = None  # the best chunk's key (`#Heading`, "" for the lead)
+
+
+def calibrate(cosines, embedder: Embedder) -> np.ndarray:
+    """Cosines mapped to [0, 1] by the embedder's (unrelated, same-meaning) calibration."""
+    lo, hi = embedder.calibration
+    return np.clip((np.asarray(cosines, dtype=np.float64) - lo) / (hi - lo), 0.0, 1.0)
+
+
+def keyword_score(bm25: float, words: int = 1) -> float:
+    """A BM25 score in [0, 1): half at BM25_HALF per query word."""
+    return bm25 / (bm25 + BM25_HALF * max(1, words)) if bm25 > 0 else 0.0
+
+
+def query_words(query: str) -> int:
+    """How many words a query searches for (fields like `tag:x` and operators not counted)."""
+    return len([w for w in _WORD.findall(_FIELD.sub(" ", query)) if w not in ("AND", "OR", "NOT")])
+
+
+def fuse(semantic: float | None, keyword: float | None) -> float:
+    """The hybrid score of a hit found semantically and/or by keyword (each in [0, 1])."""
+    s, k = semantic or 0.0, keyword or 0.0
+    return min(1.0, max(s, k) + AGREEMENT * min(s, k))
+
+
+def keyword_query(query: str) -> str:
+    """The keyword side's query for hybrid search: a plain-words question without its
+    function words; a query written in the query syntax (quotes, fields, operators) as is."""
+    if _SYNTAX.search(query):
+        return query
+    words = [w for w in _WORD.findall(query) if w.lower().replace("’", "'") not in FUNCTION_WORDS]
+    return " ".join(words)
+
+
+def _keep(types: Iterable[str] | None, sessions: bool) -> Callable[[str, str], bool]:
+    """The (doc, type) filter that mirrors search.search's *types*/*sessions* rules."""
+    wanted = {t.lower() for t in types} if types else None
+    messages = sessions and (wanted is None or "session" in wanted or "message" in wanted)
+
+    def keep(doc: str, type_: str) -> bool:
+        if doc == "message":
+            return messages
+        return wanted is None or type_ in wanted
+
+    return keep
+
+
+def _unit(hit_path: str, doc: str, key: str) -> tuple[str, str]:
+    """What a result is: a note (path, "") or a message (path, id)."""
+    return (hit_path, key if doc == "message" else "")
+
+
+class _Describer:
+    """Titles and snippets for hits the keyword side did not find: read each file once."""
+
+    def __init__(self, vault):
+        self.root = Path(vault.root)
+        self._notes: dict[str, note_mod.Note | None] = {}
+
+    def note(self, path: str) -> note_mod.Note | None:
+        if path not in self._notes:
+            try:
+                self._notes[path] = note_mod.read_note(self.root / path)
+            except (OSError, UnreadableNoteError):
+                self._notes[path] = None
+        return self._notes[path]
+
+    def hit(self, v: VectorHit, score: float, semantic: float) -> SemanticHit | None:
+        n = self.note(v.path)
+        if n is None:
+            return None  # gone since it was embedded
+        meta = n.meta if n.error is None else {}
+        name = v.path.rsplit("/", 1)[-1][:-3]
+        hit = SemanticHit(path=v.path, title=str(meta.get("title") or name), type=v.type,
+                          score=round(score, 4), doc=v.doc, id=_str(meta.get("id")),
+                          tags=[str(t) for t in meta.get("tags") or []] if isinstance(meta.get("tags"), list) else [],
+                          kind=_str(meta.get("kind")), instance=_str(meta.get("instance")),
+                          semantic=round(semantic, 4), chunk=None if v.doc == "message" else v.key)
+        text = ""
+        for c in chunks_mod.note_chunks(v.path, n.text):
+            if c.key == v.key:
+                text = c.text
+                break
+        if v.doc == "message":
+            hit.message_id = v.key
+            hit.session = _str(meta.get("id")) or name
+            hit.session_title = _str(meta.get("title"))
+            for m in messages_mod.parse(n.body)[1]:
+                if m.id == v.key:
+                    hit.role, hit.time, hit.instance = m.role, m.time, m.instance
+                    break
+        hit.snippet = _lead(text)
+        return hit
+
+
+def _str(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _lead(text: str, chars: int = SNIPPET_CHARS) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= chars else flat[:chars].rsplit(" ", 1)[0] + " …"
+
+
+def _embedder(embedder: Embedder | str | None) -> Embedder:
+    return embedder if isinstance(embedder, Embedder) else get_embedder(embedder)
+
+
+def has_embeddings(vault, embedder: Embedder | str | None = None) -> bool:
+    """True when this device has vectors of *embedder* (default: this device's) for the vault.
+
+    False, not an error, when the local model's package is not installed.
+    """
+    try:
+        emb = _embedder(embedder)
+    except EmbedderNotInstalledError:
+        return False
+    return VectorStore.for_vault(vault).count(emb.id) > 0
+
+
+def update(vault, changed_paths=None, embedder: Embedder | str | None = None,
+           progress: ProgressFn | None = None, wait: bool = True) -> UpdateReport:
+    """Embed what changed (None: scan the vault); see VectorStore.update."""
+    return VectorStore.for_vault(vault).update(vault, changed_paths, _embedder(embedder), progress, wait)
+
+
+def _vector_units(vault, query: str, emb: Embedder, pool: int, keep) -> dict[tuple[str, str], tuple[float, VectorHit]]:
+    """Best calibrated score per note/message among the *pool* nearest chunks."""
+    text = " ".join(_FIELD.sub(" ", query).split()) or query
+    qvec = emb.embed([text])[0]
+    if not qvec.any():
+        return {}
+    found = VectorStore.for_vault(vault).search(emb, qvec, pool, keep)
+    scores = calibrate([v.cosine for v in found], emb)
+    best: dict[tuple[str, str], tuple[float, VectorHit]] = {}
+    for v, s in zip(found, scores):
+        unit = _unit(v.path, v.doc, v.key)
+        if unit not in best or s > best[unit][0]:
+            best[unit] = (float(s), v)
+    return best
+
+
+def _check(limit: int, min_score: float | None) -> None:
+    if limit < 1:
+        raise InvalidValueError("limit must be at least 1")
+    if min_score is not None and not 0 <= min_score <= 1:
+        raise InvalidValueError("min_score must be between 0 and 1")
+
+
+def semantic_search(vault, query: str, limit: int = 20, types: Iterable[str] | None = None,
+                    min_score: float | None = None, embedder: Embedder | str | None = None,
+                    sessions: bool = True, refresh: bool = True) -> search_mod.SearchResults:
+    """Notes and messages closest in meaning to *query*; `score` is the calibrated cosine.
+
+    With *refresh*, changed notes are embedded first (without waiting for a
+    watcher that is embedding at the same time).
+    """
+    _check(limit, min_score)
+    emb = _embedder(embedder)
+    report = update(vault, None, emb, wait=False) if refresh else None
+    units = _vector_units(vault, query, emb, max(50, limit * 3), _keep(types, sessions))
+    describe = _Describer(vault)
+    hits = []
+    for score, v in sorted(units.values(), key=lambda sv: -sv[0]):
+        if min_score is not None and score < min_score:
+            break
+        hit = describe.hit(v, score, score)
+        if hit is not None:
+            hits.append(hit)
+        if len(hits) >= limit:
+            break
+    return search_mod.SearchResults(hits, query, _report(report))
+
+
+def _report(update_report: UpdateReport | None, base: ReconcileReport | None = None) -> ReconcileReport:
+    report = base or ReconcileReport()
+    if update_report is not None:
+        report.warnings.extend(update_report.warnings)
+    return report
+
+
+def hybrid_search(vault, query: str, limit: int = 20, types: Iterable[str] | None = None,
+                  min_score: float | None = None, embedder: Embedder | str | None = None,
+                  sessions: bool = True, refresh: bool = True) -> search_mod.SearchResults:
+    """Keyword and semantic hits fused (see the module docstring); any word of the query may match."""
+    _check(limit, min_score)
+    emb = _embedder(embedder)
+    pool = max(50, limit * 3)
+    kw_query = keyword_query(query)
+    words = query_words(kw_query)
+    if kw_query.strip():
+        keyword = search_mod.search(vault, kw_query, types=types, sessions=sessions, limit=pool,
+                                    any_word=True, reconcile=refresh)
+    else:  # nothing but function words: meaning only
+        keyword = search_mod.SearchResults([], query)
+    report = update(vault, None, emb, wait=False) if refresh else None
+    units = _vector_units(vault, query, emb, pool, _keep(types, sessions))
+    fused: list[tuple[float, SemanticHit | None, VectorHit | None, float | None, float | None]] = []
+    for h in keyword:
+        unit = (h.path, h.message_id or "") if h.doc == "message" else (h.path, "")
+        sem, v = units.pop(unit, (None, None))
+        kw = keyword_score(h.score, words)
+        fused.append((fuse(sem, kw), SemanticHit(**vars(h)), v, sem, kw))
+    for sem, v in units.values():
+        fused.append((fuse(sem, None), None, v, sem, None))
+    fused.sort(key=lambda f: -f[0])
+    describe = _Describer(vault)
+    hits: list[SemanticHit] = []
+    for score, hit, v, sem, kw in fused:
+        if min_score is not None and score < min_score:
+            break
+        if hit is None:
+            hit = describe.hit(v, score, sem)
+            if hit is None:
+                continue
+        hit.score, hit.relevance = round(score, 4), None
+        hit.semantic = None if sem is None else round(sem, 4)
+        hit.keyword = None if kw is None else round(kw, 4)
+        if v is not None and v.doc != "message":
+            hit.chunk = v.key
+        hits.append(hit)
+        if len(hits) >= limit:
+            break
+    return search_mod.SearchResults(hits, query, _report(report, keyword.report))
+
+
+def default_mode(vault, embedder: Embedder | str | None = None) -> str:
+    """`hybrid` when this device has embeddings for the vault, else `keyword`."""
+    return "hybrid" if has_embeddings(vault, embedder) else "keyword"
+
+
+def search(vault, query: str, mode: str | None = None, limit: int = 20,
+           types: Iterable[str] | None = None, min_score: float | None = None,
+           embedder: Embedder | str | None = None, sessions: bool = True,
+           refresh: bool = True) -> search_mod.SearchResults:
+    """Search in *mode* (keyword | semantic | hybrid; None: `default_mode`).
+
+    In keyword mode the query syntax of docs/search.md applies as it is (all
+    words must match) and `min_score` compares the squashed BM25 score.
+    """
+    mode = mode or default_mode(vault, embedder)
+    if mode not in MODES:
+        raise InvalidValueError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
+    if mode == "semantic":
+        return semantic_search(vault, query, limit, types, min_score, embedder, sessions, refresh)
+    if mode == "hybrid":
+        return hybrid_search(vault, query, limit, types, min_score, embedder, sessions, refresh)
+    _check(limit, min_score)
+    results = search_mod.search(vault, query, types=types, sessions=sessions, limit=limit,
+                                reconcile=refresh)
+    words = query_words(query)
+    hits = []
+    for h in results:
+        kw = keyword_score(h.score, words)
+        if min_score is not None and kw < min_score:
+            continue
+        hit = SemanticHit(**vars(h))
+        hit.score, hit.keyword = round(kw, 4), round(kw, 4)
+        hits.append(hit)
+    return search_mod.SearchResults(hits, query, results.report)
