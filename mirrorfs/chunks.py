@@ -108,6 +108,7 @@ def _by_heading(path: str, title: str, body: str, type_: str) -> list[Chunk]:
             n = used.get(base, 0) + 1
             used[base] = n
             key = base if n == 1 else f"{base}~{n}"
+            part = part.strip()
             chunk = _make(path, key, f"{lead}\n\n{part}" if lead else part, type_)
             if chunk is not None:
                 chunks.append(chunk)
@@ -124,7 +125,7 @@ def note_chunks(path: str, text: str) -> list[Chunk]:
     if type_ == "session":
         preamble, msgs = messages.parse(note.body)
         chunks = []
-        head = _make(path, "", f"{title}\n\n{strip_sections(preamble)}", type_)
+        head = _make(path, "", f"{title}\n\n{strip_sections(preamble).strip()}", type_)
         if head is not None:
             chunks.append(head)
         seen: set[str] = set()
@@ -138,7 +139,7 @@ def note_chunks(path: str, text: str) -> list[Chunk]:
         return chunks
     body = strip_sections(note.body)
     if type_ == "memory" and len(body) <= WHOLE_CHARS:
-        chunk = _make(path, "", f"{title}\n\n{body}", type_)
+        chunk = _make(path, "", f"{title}\n\n{body.strip()}", type_)
         return [chunk] if chunk is not None else []
     return _by_heading(path, title, body, type_)
 
