@@ -39,6 +39,7 @@ from mirrorfs import chunks as chunks_mod
 from mirrorfs import messages as messages_mod
 from mirrorfs import note as note_mod
 from mirrorfs import search as search_mod
+from mirrorfs.crypto import strip_sections
 from mirrorfs.embed import Embedder
 from mirrorfs.embedders import get as get_embedder
 from mirrorfs.errors import EmbedderNotInstalledError, InvalidValueError, UnreadableNoteError
@@ -129,11 +130,13 @@ def _unit(hit_path: str, doc: str, key: str) -> tuple[str, str]:
 
 
 class _Describer:
-    """Titles and snippets for hits the keyword side did not find: read each file once."""
+    """Titles and snippets for hits the keyword side did not find: each file read and cut once."""
 
     def __init__(self, vault):
         self.root = Path(vault.root)
         self._notes: dict[str, note_mod.Note | None] = {}
+        self._texts: dict[str, dict[str, str]] = {}
+        self._messages: dict[str, dict[str, messages_mod.Message]] = {}
 
     def note(self, path: str) -> note_mod.Note | None:
         if path not in self._notes:
@@ -143,31 +146,39 @@ class _Describer:
                 self._notes[path] = None
         return self._notes[path]
 
+    def _chunk_text(self, n: note_mod.Note, v: VectorHit) -> str:
+        if v.doc == "message":  # one message, without parsing the whole session
+            m = self._messages.setdefault(v.path, {}).get(v.key)
+            if m is None:
+                m = messages_mod.find(n.body, v.key)
+                if m is None:
+                    return ""
+                self._messages[v.path][v.key] = m
+            return strip_sections(m.content)
+        if v.path not in self._texts:
+            self._texts[v.path] = {c.key: c.text for c in chunks_mod.note_chunks(v.path, n.text)}
+        return self._texts[v.path].get(v.key, "")
+
     def hit(self, v: VectorHit, score: float, semantic: float) -> SemanticHit | None:
         n = self.note(v.path)
         if n is None:
             return None  # gone since it was embedded
         meta = n.meta if n.error is None else {}
         name = v.path.rsplit("/", 1)[-1][:-3]
+        tags = meta.get("tags")
         hit = SemanticHit(path=v.path, title=str(meta.get("title") or name), type=v.type,
                           score=round(score, 4), doc=v.doc, id=_str(meta.get("id")),
-                          tags=[str(t) for t in meta.get("tags") or []] if isinstance(meta.get("tags"), list) else [],
+                          tags=[str(t) for t in tags] if isinstance(tags, list) else [],
                           kind=_str(meta.get("kind")), instance=_str(meta.get("instance")),
                           semantic=round(semantic, 4), chunk=None if v.doc == "message" else v.key)
-        text = ""
-        for c in chunks_mod.note_chunks(v.path, n.text):
-            if c.key == v.key:
-                text = c.text
-                break
+        hit.snippet = _lead(self._chunk_text(n, v))
         if v.doc == "message":
             hit.message_id = v.key
             hit.session = _str(meta.get("id")) or name
             hit.session_title = _str(meta.get("title"))
-            for m in messages_mod.parse(n.body)[1]:
-                if m.id == v.key:
-                    hit.role, hit.time, hit.instance = m.role, m.time, m.instance
-                    break
-        hit.snippet = _lead(text)
+            m = self._messages[v.path].get(v.key)
+            if m is not None:
+                hit.role, hit.time, hit.instance = m.role, m.time, m.instance
         return hit
 
 
@@ -267,7 +278,9 @@ def hybrid_search(vault, query: str, limit: int = 20, types: Iterable[str] | Non
     kw_query = keyword_query(query)
     words = query_words(kw_query)
     if kw_query.strip():
-        keyword = search_mod.search(vault, kw_query, types=types, sessions=sessions, limit=pool,
+        # The keyword side's own top *limit* only: highlighting a snippet for each
+        # keyword hit is what a larger pool would cost (docs/semantic.md).
+        keyword = search_mod.search(vault, kw_query, types=types, sessions=sessions, limit=limit,
                                     any_word=True, reconcile=refresh)
     else:  # nothing but function words: meaning only
         keyword = search_mod.SearchResults([], query)

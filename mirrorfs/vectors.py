@@ -39,10 +39,12 @@ from mirrorfs import note as note_mod
 from mirrorfs.conflicts import conflict_original
 from mirrorfs.embed import Embedder
 from mirrorfs.errors import UnreadableNoteError, VectorStoreError
+from mirrorfs.index import scan as index_scan
 
-SCHEMA = 1
+SCHEMA = 2
 DB_NAME = "vectors.sqlite3"
-BATCH_FILES = 200  # files per transaction: progress survives an interruption
+# Files per transaction: progress survives an interruption, and the WAL stays small.
+BATCH_FILES = 64
 LOG_KEEP = 50_000
 _SQL_VARS = 500
 
@@ -54,8 +56,8 @@ CREATE TABLE IF NOT EXISTS files(path TEXT PRIMARY KEY, mtime_ns INTEGER, size I
 CREATE TABLE IF NOT EXISTS chunks(id INTEGER PRIMARY KEY, path TEXT NOT NULL, key TEXT NOT NULL,
     sha TEXT NOT NULL, type TEXT NOT NULL, doc TEXT NOT NULL, UNIQUE(path, key));
 CREATE INDEX IF NOT EXISTS chunks_sha ON chunks(sha);
-CREATE TABLE IF NOT EXISTS vectors(embedder TEXT NOT NULL, sha TEXT NOT NULL, vec BLOB NOT NULL,
-    PRIMARY KEY(embedder, sha)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vectors(id INTEGER PRIMARY KEY, embedder TEXT NOT NULL, sha TEXT NOT NULL,
+    vec BLOB NOT NULL, UNIQUE(embedder, sha));
 CREATE TABLE IF NOT EXISTS log(seq INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL);
 """
 
@@ -99,12 +101,13 @@ def _groups(items: list, size: int = _SQL_VARS):
 class _Matrix:
     """The vectors of one embedder in memory, with what each row is."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, capacity: int = 0):
         self.dim = dim
-        self.vecs = np.zeros((0, dim), dtype=np.float32)
+        # Room to grow, so the next changed notes need no copy of the whole matrix.
+        self.vecs = np.zeros((capacity + capacity // 8 + 1024 if capacity else 0, dim), dtype=np.float32)
         self.n = 0
-        self.alive = np.zeros(0, dtype=bool)
-        self.kind = np.zeros(0, dtype=np.int32)  # code of (doc, type), for filters
+        self.alive = np.zeros(len(self.vecs), dtype=bool)
+        self.kind = np.zeros(len(self.vecs), dtype=np.int32)  # code of (doc, type), for filters
         self.kinds: dict[tuple[str, str], int] = {}
         self.meta: list[tuple[str, str, str, str]] = []  # (path, key, doc, type)
         self.by_path: dict[str, list[int]] = {}
@@ -171,14 +174,19 @@ class VectorStore:
                 raise VectorStoreError(f"cannot open the vector store {self.path}: {exc}") from None
             schema = None
         if schema is None or schema[0] != str(SCHEMA):
+            # A new store, or one of another layout: start empty (it is all derived).
             with _write(db):
-                for table in ("files", "chunks", "vectors", "log", "meta"):
-                    db.execute(f"DELETE FROM {table}")
-                db.execute("INSERT INTO meta VALUES('schema', ?)", (str(SCHEMA),))
-        chunker = db.execute("SELECT value FROM meta WHERE key='chunker'").fetchone()
-        if chunker is None or chunker[0] != str(chunks_mod.VERSION):
+                if _meta(db, "schema") != str(SCHEMA):  # (unless another process just made it)
+                    for table in ("files", "chunks", "vectors", "log", "meta"):
+                        db.execute(f"DROP TABLE IF EXISTS {table}")
+                    for statement in filter(str.strip, _TABLES.split(";")):
+                        db.execute(statement)
+                    db.execute("INSERT INTO meta VALUES('schema', ?)", (str(SCHEMA),))
+        if _meta(db, "chunker") != str(chunks_mod.VERSION):
             # New cutting rules: every note is cut again; unchanged texts keep their vectors.
             with _write(db):
+                if _meta(db, "chunker") == str(chunks_mod.VERSION):
+                    return db
                 db.execute("DELETE FROM files")
                 db.execute("DELETE FROM chunks")
                 db.execute("INSERT INTO log(path) VALUES('')")
@@ -235,8 +243,11 @@ class VectorStore:
         max_bytes = int((getattr(vault, "config", None) or {}).get("max_note_bytes",
                                                                   note_mod.DEFAULT_MAX_BYTES))
         known = {p: (m, s, h) for p, m, s, h in self._db.execute("SELECT path, mtime_ns, size, sha FROM files")}
+        # Has anyone but this embedder changed chunks since its last update?
+        synced = _meta(self._db, "synced:" + embedder.id)
+        foreign = synced != str(self._last_seq())
         if changed is None:
-            todo, gone = self._scan(root, known, embedder.id, report)
+            todo, gone = self._scan(root, known, embedder.id, foreign, report)
             given: Mapping = {}
         else:
             given = changed if isinstance(changed, Mapping) else {}
@@ -256,39 +267,39 @@ class VectorStore:
                 self._db.execute("DELETE FROM vectors WHERE embedder=? AND sha NOT IN "
                                  "(SELECT sha FROM chunks)", (embedder.id,))
                 self._db.execute("DELETE FROM log WHERE seq < (SELECT MAX(seq) FROM log) - ?", (LOG_KEEP,))
+            if report.changed or report.deleted:
+                # A cold build leaves a WAL as large as its biggest batch; give the space back.
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if changed is None or not foreign:
+            with _write(self._db):
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)",
+                                 ("synced:" + embedder.id, str(self._last_seq())))
 
-    def _scan(self, root: Path, known: dict, embedder_id: str, report: UpdateReport):
-        """(paths to read, with force flag; paths gone) for a whole-vault pass."""
-        unlisted: list[str] = []
+    def _last_seq(self) -> int:
+        return self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM log").fetchone()[0]
 
-        def on_error(exc: OSError) -> None:
-            rel = os.path.relpath(exc.filename, root) if exc.filename else "?"
-            unlisted.append(Path(rel).as_posix())
-            report.warnings.append(f"{rel}: cannot list this folder ({exc.strerror or exc}); its notes are kept")
+    def _scan(self, root: Path, known: dict, embedder_id: str, foreign: bool, report: UpdateReport):
+        """(paths to read, with force flag; paths gone) for a whole-vault pass.
 
-        # Notes with chunks this embedder has no vector for (another model made them).
-        backfill = {p for (p,) in self._db.execute(
-            "SELECT DISTINCT c.path FROM chunks c LEFT JOIN vectors v ON v.embedder=? AND v.sha=c.sha "
-            "WHERE v.sha IS NULL", (embedder_id,))}
+        The walk is the index's (same notes, same rules, conflict copies left out).
+        """
+        found = index_scan(root, known)
+        report.warnings.extend(f"{d or '.'}: cannot list this folder; its notes are kept"
+                               for d in found.unreadable)
+        backfill: set[str] = set()
+        if foreign:  # chunks another model wrote may lack this model's vectors
+            backfill = {p for (p,) in self._db.execute(
+                "SELECT DISTINCT c.path FROM chunks c LEFT JOIN vectors v ON v.embedder=? AND v.sha=c.sha "
+                "WHERE v.sha IS NULL", (embedder_id,))}
         todo: list[tuple[str, bool]] = []
-        seen: set[str] = set()
-        for rel_path in ignore.iter_note_paths(root, on_error=on_error):
-            rel = rel_path.as_posix()
-            if conflict_original(rel) is not None:
-                continue
-            seen.add(rel)
-            try:
-                st = os.stat(root / rel)
-            except OSError:
-                continue
+        for rel, (mtime_ns, size, _ino) in found.files.items():
             old = known.get(rel)
             if rel in backfill:
                 todo.append((rel, True))
-            elif old is None or (old[0], old[1]) != (st.st_mtime_ns, st.st_size):
+            elif old is None or (old[0], old[1]) != (mtime_ns, size):
                 todo.append((rel, False))
-        gone = [p for p in known if p not in seen
-                and not any(p == d or p.startswith(d + "/") or d == "." for d in unlisted)]
-        return todo, gone
+        gone = [p for p in known if p not in found.files and p not in found.denied and found.covers(p)]
+        return sorted(todo), gone
 
     @staticmethod
     def _given(root: Path, changed, known: dict):
@@ -348,7 +359,7 @@ class VectorStore:
         report.reused += sum(len(cs) for cs in replaced.values()) - len(missing)
         with _write(self._db):
             if missing:
-                self._db.executemany("INSERT OR REPLACE INTO vectors VALUES(?, ?, ?)",
+                self._db.executemany("INSERT OR REPLACE INTO vectors(embedder, sha, vec) VALUES(?, ?, ?)",
                                      ((embedder.id, s, _blob(v)) for s, v in zip(missing, vecs)))
             for rel, cs in replaced.items():
                 self._db.execute("DELETE FROM chunks WHERE path=?", (rel,))
@@ -390,7 +401,8 @@ class VectorStore:
                 if "" in paths or len(paths) > 5000:  # a reset, or too many: reload it all
                     paths = None
             if paths is None:
-                m = _Matrix(dim)
+                count = db.execute("SELECT COUNT(*) FROM vectors WHERE embedder=?", (embedder_id,)).fetchone()[0]
+                m = _Matrix(dim, count)
                 rows = db.execute(
                     "SELECT c.path, c.key, c.doc, c.type, v.vec FROM chunks c JOIN vectors v "
                     "ON v.embedder=? AND v.sha=c.sha ORDER BY c.id", (embedder_id,)).fetchall()
@@ -430,13 +442,15 @@ class VectorStore:
             if m.n == 0:
                 return []
             scores = m.vecs[: m.n] @ np.asarray(query, dtype=np.float32).reshape(-1)
-            mask = m.alive[: m.n].copy()
+            mask = None if not m.dead else m.alive[: m.n]
             if keep is not None:
                 wanted = [code for kind, code in m.kinds.items() if keep(*kind)]
                 if len(wanted) < len(m.kinds):
-                    mask &= np.isin(m.kind[: m.n], wanted)
-            scores = np.where(mask, scores, -np.inf)
-            k = min(limit, int(mask.sum()))
+                    kept = np.isin(m.kind[: m.n], wanted)
+                    mask = kept if mask is None else mask & kept
+            if mask is not None:
+                scores[~mask] = -np.inf
+            k = min(limit, m.n if mask is None else int(mask.sum()))
             if k <= 0:
                 return []
             top = np.argpartition(-scores, k - 1)[:k]
@@ -472,6 +486,11 @@ class VectorStore:
             self._db.execute("INSERT INTO log(path) VALUES('')")
         self._matrices.pop(embedder_id, None)
         return n
+
+
+def _meta(db: sqlite3.Connection, key: str) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    return row[0] if row else None
 
 
 class _write:
