@@ -13,6 +13,8 @@ import numpy as np
 
 from counting_embedder import CountingEmbedder
 from mirrorfs import chunks, embedders, vectors
+from mirrorfs.embed_queue import EmbedQueue
+from mirrorfs.errors import EmbedderRequestError
 from mirrorfs.vault import Vault
 from mirrorfs.vectors import VectorStore
 
@@ -219,3 +221,40 @@ def test_a_damaged_store_file_is_rebuilt(vault, tmp_path):
     hits = again.search(emb, emb.embed(["green tea"])[0], 1)
     assert hits and np.isfinite(hits[0].cosine)
     again.close()
+
+
+class _Failing(CountingEmbedder):
+    def embed(self, texts):
+        raise EmbedderRequestError("http://127.0.0.1:9/api/embed answered HTTP 500")
+
+
+def test_the_watchers_changes_are_embedded_in_the_background(vault):
+    emb = _local()
+    done, errors = [], []
+    queue = EmbedQueue(vault, emb, on_done=done.append, on_error=errors.append).start()
+    try:
+        queue.submit(None)
+        assert queue.wait_idle(60) and done[-1].embedded > 0
+        rel = vault.remember("Tom runs a marathon every spring.").path
+        queue.submit([rel])
+        queue.submit({rel: (Path(vault.root) / rel).read_bytes()})  # coalesced with the first
+        assert queue.wait_idle(60)
+        assert emb.texts[-1] == "Tom runs a marathon every spring.\n\nTom runs a marathon every spring."
+        assert _nearest(vault, emb, "Tom runs a marathon every spring.", 1) == [(rel, "")]
+    finally:
+        queue.stop()
+    assert not queue._thread.is_alive() and errors == []
+
+
+def test_a_failing_embedder_reports_and_keeps_the_queue_alive(vault):
+    errors = []
+    queue = EmbedQueue(vault, _Failing(embedders.get("local")), on_error=errors.append).start()
+    try:
+        queue.submit(None)
+        assert queue.wait_idle(60)
+        queue.submit(None)
+        assert queue.wait_idle(60)
+    finally:
+        queue.stop()
+    assert [str(e) for e in errors] == ["http://127.0.0.1:9/api/embed answered HTTP 500"] * 2
+    assert VectorStore.for_vault(vault).stats()["files"] == 0  # nothing half-stored
