@@ -230,10 +230,13 @@ class VectorStore:
         except filelock.Timeout:
             report.busy = True
             return report
+        # Its own connection: queries in other threads of this process keep
+        # reading (their own snapshot) while this one writes.
+        self._w = self._connect()
         try:
-            with self._lock:
-                self._update(vault, changed, embedder, progress, report)
+            self._update(vault, changed, embedder, progress, report)
         finally:
+            self._w.close()
             self._update_lock.release()
         report.seconds = time.perf_counter() - started
         return report
@@ -242,9 +245,9 @@ class VectorStore:
         root = Path(vault.root)
         max_bytes = int((getattr(vault, "config", None) or {}).get("max_note_bytes",
                                                                   note_mod.DEFAULT_MAX_BYTES))
-        known = {p: (m, s, h) for p, m, s, h in self._db.execute("SELECT path, mtime_ns, size, sha FROM files")}
+        known = {p: (m, s, h) for p, m, s, h in self._w.execute("SELECT path, mtime_ns, size, sha FROM files")}
         # Has anyone but this embedder changed chunks since its last update?
-        synced = _meta(self._db, "synced:" + embedder.id)
+        synced = _meta(self._w, "synced:" + embedder.id)
         foreign = synced != str(self._last_seq())
         if changed is None:
             todo, gone = self._scan(root, known, embedder.id, foreign, report)
@@ -263,20 +266,20 @@ class VectorStore:
             if progress:
                 progress(min(start + BATCH_FILES, total), total)
         if changed is None:
-            with _write(self._db):
-                self._db.execute("DELETE FROM vectors WHERE embedder=? AND sha NOT IN "
+            with _write(self._w):
+                self._w.execute("DELETE FROM vectors WHERE embedder=? AND sha NOT IN "
                                  "(SELECT sha FROM chunks)", (embedder.id,))
-                self._db.execute("DELETE FROM log WHERE seq < (SELECT MAX(seq) FROM log) - ?", (LOG_KEEP,))
+                self._w.execute("DELETE FROM log WHERE seq < (SELECT MAX(seq) FROM log) - ?", (LOG_KEEP,))
             if report.changed or report.deleted:
                 # A cold build leaves a WAL as large as its biggest batch; give the space back.
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         if changed is None or not foreign:
-            with _write(self._db):
-                self._db.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)",
+            with _write(self._w):
+                self._w.execute("INSERT OR REPLACE INTO meta VALUES(?, ?)",
                                  ("synced:" + embedder.id, str(self._last_seq())))
 
     def _last_seq(self) -> int:
-        return self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM log").fetchone()[0]
+        return self._w.execute("SELECT COALESCE(MAX(seq), 0) FROM log").fetchone()[0]
 
     def _scan(self, root: Path, known: dict, embedder_id: str, foreign: bool, report: UpdateReport):
         """(paths to read, with force flag; paths gone) for a whole-vault pass.
@@ -288,7 +291,7 @@ class VectorStore:
                                for d in found.unreadable)
         backfill: set[str] = set()
         if foreign:  # chunks another model wrote may lack this model's vectors
-            backfill = {p for (p,) in self._db.execute(
+            backfill = {p for (p,) in self._w.execute(
                 "SELECT DISTINCT c.path FROM chunks c LEFT JOIN vectors v ON v.embedder=? AND v.sha=c.sha "
                 "WHERE v.sha IS NULL", (embedder_id,))}
         todo: list[tuple[str, bool]] = []
@@ -357,33 +360,33 @@ class VectorStore:
         report.changed += len(replaced)
         report.chunks += sum(len(cs) for cs in replaced.values())
         report.reused += sum(len(cs) for cs in replaced.values()) - len(missing)
-        with _write(self._db):
+        with _write(self._w):
             if missing:
-                self._db.executemany("INSERT OR REPLACE INTO vectors(embedder, sha, vec) VALUES(?, ?, ?)",
+                self._w.executemany("INSERT OR REPLACE INTO vectors(embedder, sha, vec) VALUES(?, ?, ?)",
                                      ((embedder.id, s, _blob(v)) for s, v in zip(missing, vecs)))
             for rel, cs in replaced.items():
-                self._db.execute("DELETE FROM chunks WHERE path=?", (rel,))
-                self._db.executemany("INSERT INTO chunks(path, key, sha, type, doc) VALUES(?, ?, ?, ?, ?)",
+                self._w.execute("DELETE FROM chunks WHERE path=?", (rel,))
+                self._w.executemany("INSERT INTO chunks(path, key, sha, type, doc) VALUES(?, ?, ?, ?, ?)",
                                      ((c.path, c.key, c.sha256, c.type, c.doc) for c in cs))
-                self._db.execute("INSERT INTO log(path) VALUES(?)", (rel,))
-            self._db.executemany("INSERT OR REPLACE INTO files VALUES(?, ?, ?, ?)", stats)
+                self._w.execute("INSERT INTO log(path) VALUES(?)", (rel,))
+            self._w.executemany("INSERT OR REPLACE INTO files VALUES(?, ?, ?, ?)", stats)
 
     def _have(self, embedder_id: str, shas: list[str]) -> set[str]:
         have: set[str] = set()
         for group in _groups(shas):
             marks = ",".join("?" * len(group))
-            have.update(s for (s,) in self._db.execute(
+            have.update(s for (s,) in self._w.execute(
                 f"SELECT sha FROM vectors WHERE embedder=? AND sha IN ({marks})", (embedder_id, *group)))
         return have
 
     def _delete(self, paths: list[str]) -> None:
         if not paths:
             return
-        with _write(self._db):
+        with _write(self._w):
             for rel in paths:
-                self._db.execute("DELETE FROM chunks WHERE path=?", (rel,))
-                self._db.execute("DELETE FROM files WHERE path=?", (rel,))
-                self._db.execute("INSERT INTO log(path) VALUES(?)", (rel,))
+                self._w.execute("DELETE FROM chunks WHERE path=?", (rel,))
+                self._w.execute("DELETE FROM files WHERE path=?", (rel,))
+                self._w.execute("INSERT INTO log(path) VALUES(?)", (rel,))
 
     # -- reading --------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import threading
 import sys
 from pathlib import Path
 
@@ -258,3 +259,34 @@ def test_a_failing_embedder_reports_and_keeps_the_queue_alive(vault):
         queue.stop()
     assert [str(e) for e in errors] == ["http://127.0.0.1:9/api/embed answered HTTP 500"] * 2
     assert VectorStore.for_vault(vault).stats()["files"] == 0  # nothing half-stored
+
+
+class _Gated(CountingEmbedder):
+    """Embeds only once the gate opens; tells when it is waiting."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.waiting, self.gate = threading.Event(), threading.Event()
+
+    def embed(self, texts):
+        self.waiting.set()
+        assert self.gate.wait(60)
+        return super().embed(texts)
+
+
+def test_a_query_in_another_thread_is_answered_while_an_update_runs(vault):
+    _fill(vault)
+    local = embedders.get("local")
+    vectors.update(vault, None, local)
+    vault.remember("Tom runs a marathon every spring.")
+    gated = _Gated(local)
+    worker = threading.Thread(target=vectors.update, args=(vault, None, gated))
+    worker.start()
+    try:
+        assert gated.waiting.wait(60)  # the update is inside the embedder, mid-transaction
+        near = _nearest(vault, local, "Sam drinks green tea every morning.", 1)
+        assert near[0][0].startswith("memory/sam-drinks")
+    finally:
+        gated.gate.set()
+        worker.join(60)
+    assert _nearest(vault, local, "Tom runs a marathon every spring.", 1)[0][0].startswith("memory/tom-runs")
