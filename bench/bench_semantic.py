@@ -107,7 +107,7 @@ def main(argv: list[str]) -> None:
 
     vault = Vault.open(root)
     emb = Timing(get("local"))
-    res: dict = {"vault": str(root), "load": os.getloadavg()[0], "embedder": emb.id}
+    res: dict = {"vault": str(root), "load_before": round(os.getloadavg()[0], 2), "embedder": emb.id}
 
     t0, c0 = time.perf_counter(), time.process_time()
     report = semantic.update(vault, None, emb)
@@ -130,9 +130,11 @@ def main(argv: list[str]) -> None:
 
     queries = _queries(root)
     # Warm: one pass of each opens the index and loads the vectors into memory.
+    rss0 = _rss_mb()
     t0 = time.perf_counter()
     semantic.semantic_search(vault, "warm up", refresh=False)
     res["vectors_load_s"] = round(time.perf_counter() - t0, 2)
+    res["vectors_in_memory_mb"] = round(_rss_mb() - rss0, 1)
     for q in queries[:20]:
         search_mod.search(vault, q, reconcile=False)
         semantic.hybrid_search(vault, q, refresh=False)
@@ -146,6 +148,7 @@ def main(argv: list[str]) -> None:
         res[f"{name}_p50_ms"] = round(statistics.median(xs), 1)
         res[f"{name}_p99_ms"] = round(_pct(xs, 99), 1)
     res["hybrid_over_whoosh_p50"] = round(res["hybrid_p50_ms"] / res["whoosh_p50_ms"], 2)
+    res["load_during_queries"] = round(os.getloadavg()[0], 2)
 
     # The freshness pass a query makes without a watcher (stat of every note).
     t0 = time.perf_counter()
@@ -174,6 +177,7 @@ def main(argv: list[str]) -> None:
     finally:
         full.write_bytes(original)
         semantic.update(vault, [rel], emb)
+    res["load_after"] = round(os.getloadavg()[0], 2)
     res["rss_mb"] = round(_rss_mb(), 1)
     res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     res["store_mb"] = round(store.size_bytes() / 2**20, 1)

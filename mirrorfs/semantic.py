@@ -29,6 +29,7 @@ and snippets are cut from chunk text, which has none either.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -277,15 +278,20 @@ def hybrid_search(vault, query: str, limit: int = 20, types: Iterable[str] | Non
     pool = max(50, limit * 3)
     kw_query = keyword_query(query)
     words = query_words(kw_query)
-    if kw_query.strip():
-        # The keyword side's own top *limit* only: highlighting a snippet for each
-        # keyword hit is what a larger pool would cost (docs/semantic.md).
-        keyword = search_mod.search(vault, kw_query, types=types, sessions=sessions, limit=limit,
-                                    any_word=True, reconcile=refresh)
-    else:  # nothing but function words: meaning only
-        keyword = search_mod.SearchResults([], query)
     report = update(vault, None, emb, wait=False) if refresh else None
-    units = _vector_units(vault, query, emb, pool, _keep(types, sessions))
+    # The vector side runs beside the keyword side: numpy and the tokenizer let
+    # go of the GIL, Whoosh (pure Python) does not.
+    vector = _Beside(lambda: _vector_units(vault, query, emb, pool, _keep(types, sessions)))
+    try:
+        if kw_query.strip():
+            # The keyword side's own top *limit* only: highlighting a snippet for each
+            # keyword hit is what a larger pool would cost (docs/semantic.md).
+            keyword = search_mod.search(vault, kw_query, types=types, sessions=sessions, limit=limit,
+                                        any_word=True, reconcile=refresh)
+        else:  # nothing but function words: meaning only
+            keyword = search_mod.SearchResults([], query)
+    finally:
+        units = vector.result()
     fused: list[tuple[float, SemanticHit | None, VectorHit | None, float | None, float | None]] = []
     for h in keyword:
         unit = (h.path, h.message_id or "") if h.doc == "message" else (h.path, "")
@@ -313,6 +319,29 @@ def hybrid_search(vault, query: str, limit: int = 20, types: Iterable[str] | Non
         if len(hits) >= limit:
             break
     return search_mod.SearchResults(hits, query, _report(report, keyword.report))
+
+
+class _Beside:
+    """Run a function on a thread of its own; `result()` joins it and returns (or raises) what it did."""
+
+    def __init__(self, fn: Callable):
+        self._fn = fn
+        self._value = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="mirrorfs-hybrid-vectors")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as exc:  # handed to the caller's thread by result()
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def default_mode(vault, embedder: Embedder | str | None = None) -> str:

@@ -99,39 +99,63 @@ def _groups(items: list, size: int = _SQL_VARS):
 
 
 class _Matrix:
-    """The vectors of one embedder in memory, with what each row is."""
+    """The vectors of one embedder in memory, with what each row is.
+
+    Row facts are kept compact (a path is stored once, doc and type as one code)
+    because a vault has hundreds of thousands of chunks.
+    """
 
     def __init__(self, dim: int, capacity: int = 0):
         self.dim = dim
         # Room to grow, so the next changed notes need no copy of the whole matrix.
-        self.vecs = np.zeros((capacity + capacity // 8 + 1024 if capacity else 0, dim), dtype=np.float32)
+        cap = capacity + capacity // 8 + 1024 if capacity else 0
+        self.vecs = np.zeros((cap, dim), dtype=np.float32)
+        self.alive = np.zeros(cap, dtype=bool)
+        self.kind = np.zeros(cap, dtype=np.int32)  # code of (doc, type), for filters
+        self.path_of = np.zeros(cap, dtype=np.int32)
         self.n = 0
-        self.alive = np.zeros(len(self.vecs), dtype=bool)
-        self.kind = np.zeros(len(self.vecs), dtype=np.int32)  # code of (doc, type), for filters
         self.kinds: dict[tuple[str, str], int] = {}
-        self.meta: list[tuple[str, str, str, str]] = []  # (path, key, doc, type)
+        self.kind_names: list[tuple[str, str]] = []
+        self.paths: list[str] = []
+        self.path_ids: dict[str, int] = {}
+        self.keys: list[str] = []
         self.by_path: dict[str, list[int]] = {}
         self.dead = 0
         self.seq = 0
+        self.data_version = -1
+
+    def _grow(self, need: int) -> None:
+        cap = max(need, int(len(self.vecs) * 1.5) + 1024)
+        for name in ("vecs", "alive", "kind", "path_of"):
+            old = getattr(self, name)
+            grown = np.zeros((cap,) + old.shape[1:], dtype=old.dtype)
+            grown[: self.n] = old[: self.n]
+            setattr(self, name, grown)
 
     def add(self, rows: list[tuple[str, str, str, str]], vecs: np.ndarray) -> None:
         need = self.n + len(rows)
         if need > len(self.vecs):
-            cap = max(need, int(len(self.vecs) * 1.5) + 1024)
-            grown = np.zeros((cap, self.dim), dtype=np.float32)
-            grown[: self.n] = self.vecs[: self.n]
-            alive = np.zeros(cap, dtype=bool)
-            alive[: self.n] = self.alive[: self.n]
-            kind = np.zeros(cap, dtype=np.int32)
-            kind[: self.n] = self.kind[: self.n]
-            self.vecs, self.alive, self.kind = grown, alive, kind
+            self._grow(need)
         self.vecs[self.n:need] = vecs
         self.alive[self.n:need] = True
-        for i, row in enumerate(rows, self.n):
-            self.kind[i] = self.kinds.setdefault((row[2], row[3]), len(self.kinds))
-            self.meta.append(row)
-            self.by_path.setdefault(row[0], []).append(i)
+        for i, (path, key, doc, type_) in enumerate(rows, self.n):
+            code = self.kinds.get((doc, type_))
+            if code is None:
+                code = self.kinds[(doc, type_)] = len(self.kind_names)
+                self.kind_names.append((doc, type_))
+            pid = self.path_ids.get(path)
+            if pid is None:
+                pid = self.path_ids[path] = len(self.paths)
+                self.paths.append(path)
+            self.kind[i], self.path_of[i] = code, pid
+            self.keys.append(key)
+            self.by_path.setdefault(path, []).append(i)
         self.n = need
+
+    def row(self, i: int) -> tuple[str, str, str, str]:
+        """(path, key, doc, type) of row *i*."""
+        doc, type_ = self.kind_names[self.kind[i]]
+        return self.paths[self.path_of[i]], self.keys[i], doc, type_
 
     def drop_path(self, path: str) -> None:
         for i in self.by_path.pop(path, ()):
@@ -394,9 +418,15 @@ class VectorStore:
         """The up-to-date in-memory vectors of *embedder_id*, reloading only what changed."""
         m = self._matrices.get(embedder_id)
         db = self._db
+        # Changes only when some other connection (another process, or this one's
+        # update) committed: one cheap pragma instead of a transaction per query.
+        version = db.execute("PRAGMA data_version").fetchone()[0]
+        if m is not None and m.data_version == version:
+            return m
         with _read(db):
             last, first = db.execute("SELECT COALESCE(MAX(seq), 0), COALESCE(MIN(seq), 0) FROM log").fetchone()
             if m is not None and m.seq == last:
+                m.data_version = version
                 return m
             paths: list[str] | None = None
             if m is not None and last > m.seq and first <= m.seq + 1 and m.dead < max(4096, m.n // 4):
@@ -406,33 +436,35 @@ class VectorStore:
             if paths is None:
                 count = db.execute("SELECT COUNT(*) FROM vectors WHERE embedder=?", (embedder_id,)).fetchone()[0]
                 m = _Matrix(dim, count)
-                rows = db.execute(
+                self._add_rows(m, db.execute(
                     "SELECT c.path, c.key, c.doc, c.type, v.vec FROM chunks c JOIN vectors v "
-                    "ON v.embedder=? AND v.sha=c.sha ORDER BY c.id", (embedder_id,)).fetchall()
-                self._add_rows(m, rows)
+                    "ON v.embedder=? AND v.sha=c.sha ORDER BY c.id", (embedder_id,)))
             else:
                 for path in paths:
                     m.drop_path(path)
                 for group in _groups(paths):
                     marks = ",".join("?" * len(group))
-                    rows = db.execute(
+                    self._add_rows(m, db.execute(
                         "SELECT c.path, c.key, c.doc, c.type, v.vec FROM chunks c JOIN vectors v "
                         f"ON v.embedder=? AND v.sha=c.sha WHERE c.path IN ({marks}) ORDER BY c.id",
-                        (embedder_id, *group)).fetchall()
-                    self._add_rows(m, rows)
+                        (embedder_id, *group)))
             m.seq = last
+        m.data_version = version
         self._matrices[embedder_id] = m
         return m
 
     @staticmethod
-    def _add_rows(m: _Matrix, rows: list) -> None:
-        if not rows:
-            return
-        vecs = np.frombuffer(b"".join(r[4] for r in rows), dtype="<f4")
-        if vecs.size != len(rows) * m.dim:
-            raise VectorStoreError("the vector store holds vectors of another size for this embedder; "
-                                   "delete it to rebuild: " + str(m.dim))
-        m.add([(r[0], r[1], r[2], r[3]) for r in rows], vecs.reshape(len(rows), m.dim))
+    def _add_rows(m: _Matrix, cursor: sqlite3.Cursor) -> None:
+        """Rows of a cursor into the matrix, a few thousand at a time (never every blob at once)."""
+        while True:
+            rows = cursor.fetchmany(4096)
+            if not rows:
+                return
+            vecs = np.frombuffer(b"".join(r[4] for r in rows), dtype="<f4")
+            if vecs.size != len(rows) * m.dim:
+                raise VectorStoreError(f"the vector store holds vectors of another size than {m.dim} "
+                                       f"for this embedder; delete {DB_NAME} to rebuild it")
+            m.add([(r[0], r[1], r[2], r[3]) for r in rows], vecs.reshape(len(rows), m.dim))
 
     def search(self, embedder: Embedder, query: np.ndarray, limit: int = 20,
                keep: Callable[[str, str], bool] | None = None) -> list[VectorHit]:
@@ -458,7 +490,7 @@ class VectorStore:
                 return []
             top = np.argpartition(-scores, k - 1)[:k]
             top = top[np.argsort(-scores[top], kind="stable")]
-            return [VectorHit(*m.meta[i][:2], m.meta[i][2], m.meta[i][3], float(scores[i])) for i in top]
+            return [VectorHit(*m.row(i), float(scores[i])) for i in top]
 
     def count(self, embedder_id: str) -> int:
         """Chunks that have a vector of *embedder_id* now."""
