@@ -44,9 +44,9 @@ def _minilm_torch():
 
 
 def _mirrorfs_local():
-    from mirrorfs import embed
+    from mirrorfs import embedders
 
-    model = embed.get("local")
+    model = embedders.get("local")
     return model.embed
 
 

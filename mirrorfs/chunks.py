@@ -117,7 +117,11 @@ def _by_heading(path: str, title: str, body: str, type_: str) -> list[Chunk]:
 
 def note_chunks(path: str, text: str) -> list[Chunk]:
     """The chunks of one note, given its vault-relative POSIX path and decoded text."""
-    note = note_mod.parse_text(text, path=path)
+    return of_note(path, note_mod.parse_text(text, path=path))
+
+
+def of_note(path: str, note: note_mod.Note) -> list[Chunk]:
+    """The chunks of an already parsed note."""
     meta = note.meta if note.error is None else {}
     type_ = str(meta.get("type") or "note").lower()
     name = path.rsplit("/", 1)[-1]

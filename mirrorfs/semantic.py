@@ -157,7 +157,7 @@ class _Describer:
                 self._messages[v.path][v.key] = m
             return strip_sections(m.content)
         if v.path not in self._texts:
-            self._texts[v.path] = {c.key: c.text for c in chunks_mod.note_chunks(v.path, n.text)}
+            self._texts[v.path] = {c.key: c.text for c in chunks_mod.of_note(v.path, n)}
         return self._texts[v.path].get(v.key, "")
 
     def hit(self, v: VectorHit, score: float, semantic: float) -> SemanticHit | None:
