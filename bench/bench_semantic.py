@@ -11,7 +11,9 @@ In one run, on one vault, with a fresh per-device state folder:
 * 300 queries (a third planted rare words, a third pairs of topic words, a
   third plain-words questions built from the vault's vocabulary), top 20 with
   snippets, index and vectors fresh (as with a watcher running): Whoosh alone
-  (`search.search`, the baseline), semantic alone and hybrid, p50/p99 warm;
+  (`search.search` as the CLI runs it today, all words; and as hybrid's keyword
+  side runs it, function words out, any word), semantic alone and hybrid,
+  p50/p99 warm;
 * one changed note: `update(vault, [path])` and the next hybrid query;
 * vector store size on disk and RSS (current after the queries, and peak).
 """
@@ -139,15 +141,17 @@ def main(argv: list[str]) -> None:
         search_mod.search(vault, q, reconcile=False)
         semantic.hybrid_search(vault, q, refresh=False)
     whoosh = _timed(lambda q: search_mod.search(vault, q, reconcile=False), queries)
+    # Hybrid's own keyword side: the question without function words, any word, top 20.
     whoosh_any = _timed(lambda q: search_mod.search(vault, semantic.keyword_query(q) or q,
-                                                    reconcile=False, any_word=True, limit=60), queries)
+                                                    reconcile=False, any_word=True), queries)
     sem = _timed(lambda q: semantic.semantic_search(vault, q, refresh=False), queries)
     hyb = _timed(lambda q: semantic.hybrid_search(vault, q, refresh=False), queries)
-    for name, xs in (("whoosh", whoosh), ("whoosh_any_word_pool", whoosh_any), ("semantic", sem),
+    for name, xs in (("whoosh", whoosh), ("whoosh_any_word", whoosh_any), ("semantic", sem),
                      ("hybrid", hyb)):
         res[f"{name}_p50_ms"] = round(statistics.median(xs), 1)
         res[f"{name}_p99_ms"] = round(_pct(xs, 99), 1)
     res["hybrid_over_whoosh_p50"] = round(res["hybrid_p50_ms"] / res["whoosh_p50_ms"], 2)
+    res["hybrid_over_whoosh_any_word_p50"] = round(res["hybrid_p50_ms"] / res["whoosh_any_word_p50_ms"], 2)
     res["load_during_queries"] = round(os.getloadavg()[0], 2)
 
     # The freshness pass a query makes without a watcher (stat of every note).
