@@ -43,7 +43,7 @@ from mirrorfs import search as search_mod
 from mirrorfs.crypto import strip_sections
 from mirrorfs.embed import Embedder
 from mirrorfs.embedders import get as get_embedder
-from mirrorfs.errors import EmbedderNotInstalledError, InvalidValueError, UnreadableNoteError
+from mirrorfs.errors import EmbedderError, InvalidValueError, UnreadableNoteError
 from mirrorfs.index import ReconcileReport
 from mirrorfs.vectors import ProgressFn, UpdateReport, VectorHit, VectorStore
 
@@ -199,13 +199,16 @@ def _embedder(embedder: Embedder | str | None) -> Embedder:
 def has_embeddings(vault, embedder: Embedder | str | None = None) -> bool:
     """True when this device has vectors of *embedder* (default: this device's) for the vault.
 
-    False, not an error, when the local model's package is not installed.
+    False, not an error, when the embedder cannot be used here (the local model's
+    package is not installed, an embedding server does not answer): then a search
+    without a mode is a keyword search, as before embeddings existed.
     """
     try:
         emb = _embedder(embedder)
-    except EmbedderNotInstalledError:
+        emb_id = emb.id
+    except EmbedderError:
         return False
-    return VectorStore.for_vault(vault).count(emb.id) > 0
+    return VectorStore.for_vault(vault).has(emb_id)
 
 
 def update(vault, changed_paths=None, embedder: Embedder | str | None = None,

@@ -334,7 +334,10 @@ class VectorStore:
         gone: list[str] = []
         for path in changed:
             p = Path(path)
-            rel = (p.relative_to(root) if p.is_absolute() else p).as_posix()
+            try:
+                rel = (p.relative_to(root) if p.is_absolute() else p).as_posix()
+            except ValueError:  # not in this vault
+                continue
             if not ignore.is_note_path(rel) or conflict_original(rel) is not None \
                     or not (root / rel).is_file():
                 if rel in known:
@@ -491,6 +494,12 @@ class VectorStore:
             top = np.argpartition(-scores, k - 1)[:k]
             top = top[np.argsort(-scores[top], kind="stable")]
             return [VectorHit(*m.row(i), float(scores[i])) for i in top]
+
+    def has(self, embedder_id: str) -> bool:
+        """True when any vector of *embedder_id* is stored (one index probe)."""
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM vectors WHERE embedder=? LIMIT 1",
+                                    (embedder_id,)).fetchone() is not None
 
     def count(self, embedder_id: str) -> int:
         """Chunks that have a vector of *embedder_id* now."""

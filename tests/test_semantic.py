@@ -132,3 +132,16 @@ def test_a_query_embeds_only_what_changed_since_the_last_one(vault):
     vault.remember("Lena plays the cello.")
     semantic.hybrid_search(vault, "music", embedder=emb)
     assert emb.texts[before + 1:] == ["Lena plays the cello.\n\nLena plays the cello.", "music"]
+
+
+def test_an_unreachable_embedding_server_leaves_plain_search_working(vault):
+    from mirrorfs.embed_http import OllamaEmbedder
+
+    vault.remember("Sam drinks green tea every morning.")
+    down = OllamaEmbedder(model="nomic-embed-text", host="127.0.0.1:9")  # nothing listens on port 9
+    assert semantic.default_mode(vault, down) == "keyword"
+    assert [h.path for h in semantic.search(vault, "tea", embedder=down)] == [
+        "memory/sam-drinks-green-tea-every-morning.md"]
+    from mirrorfs.errors import EmbedderRequestError
+    with pytest.raises(EmbedderRequestError, match=r"^cannot reach http://127.0.0.1:9/api/embed"):
+        semantic.search(vault, "tea", mode="semantic", embedder=down)
