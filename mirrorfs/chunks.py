@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from mirrorfs import messages
 from mirrorfs import note as note_mod
@@ -96,8 +97,7 @@ def _parts(text: str, limit: int = MAX_CHARS) -> list[str]:
     return [p for p in out if p.strip()]
 
 
-def _by_heading(path: str, title: str, body: str, type_: str) -> list[Chunk]:
-    chunks: list[Chunk] = []
+def _by_heading(title: str, body: str) -> Iterator[tuple[str, str]]:
     used: dict[str, int] = {}
     for head, text in sections(body):
         base = "#" + head if head else ""
@@ -107,12 +107,36 @@ def _by_heading(path: str, title: str, body: str, type_: str) -> list[Chunk]:
         for part in _parts(text):
             n = used.get(base, 0) + 1
             used[base] = n
-            key = base if n == 1 else f"{base}~{n}"
             part = part.strip()
-            chunk = _make(path, key, f"{lead}\n\n{part}" if lead else part, type_)
-            if chunk is not None:
-                chunks.append(chunk)
-    return chunks
+            yield (base if n == 1 else f"{base}~{n}"), (f"{lead}\n\n{part}" if lead else part)
+
+
+def _pieces(path: str, note: note_mod.Note) -> Iterator[tuple[str, str, str, str]]:
+    """(key, text, type, doc) of every piece of a note, in order, before the secret check."""
+    meta = note.meta if note.error is None else {}
+    type_ = str(meta.get("type") or "note").lower()
+    name = path.rsplit("/", 1)[-1]
+    title = str(meta.get("title") or (name[:-3] if name.endswith(".md") else name))
+    if type_ == "session":
+        # The preamble ends at the first message's heading; found without parsing
+        # every message, which only a consumer that reads on needs.
+        body = note.body
+        cut = body.find(messages.COMMENT_PREFIX)
+        preamble = body[: body.rfind("\n### ", 0, cut) + 1] if cut >= 0 else body
+        yield "", f"{title}\n\n{strip_sections(preamble).strip()}", type_, "note"
+        seen: set[str] = set()
+        for msg in messages.parse(body)[1]:
+            if msg.id in seen:  # a damaged merge may repeat one; the first is the one shown
+                continue
+            seen.add(msg.id)
+            yield msg.id, strip_sections(msg.content), type_, "message"
+        return
+    body = strip_sections(note.body)
+    if type_ == "memory" and len(body) <= WHOLE_CHARS:
+        yield "", f"{title}\n\n{body.strip()}", type_, "note"
+        return
+    for key, text in _by_heading(title, body):
+        yield key, text, type_, "note"
 
 
 def note_chunks(path: str, text: str) -> list[Chunk]:
@@ -122,30 +146,17 @@ def note_chunks(path: str, text: str) -> list[Chunk]:
 
 def of_note(path: str, note: note_mod.Note) -> list[Chunk]:
     """The chunks of an already parsed note."""
-    meta = note.meta if note.error is None else {}
-    type_ = str(meta.get("type") or "note").lower()
-    name = path.rsplit("/", 1)[-1]
-    title = str(meta.get("title") or (name[:-3] if name.endswith(".md") else name))
-    if type_ == "session":
-        preamble, msgs = messages.parse(note.body)
-        chunks = []
-        head = _make(path, "", f"{title}\n\n{strip_sections(preamble).strip()}", type_)
-        if head is not None:
-            chunks.append(head)
-        seen: set[str] = set()
-        for msg in msgs:
-            if msg.id in seen:  # a damaged merge may repeat one; the first is the one shown
-                continue
-            seen.add(msg.id)
-            chunk = _make(path, msg.id, strip_sections(msg.content), type_, doc="message")
-            if chunk is not None:
-                chunks.append(chunk)
-        return chunks
-    body = strip_sections(note.body)
-    if type_ == "memory" and len(body) <= WHOLE_CHARS:
-        chunk = _make(path, "", f"{title}\n\n{body.strip()}", type_)
-        return [chunk] if chunk is not None else []
-    return _by_heading(path, title, body, type_)
+    made = (_make(path, key, text, type_, doc) for key, text, type_, doc in _pieces(path, note))
+    return [c for c in made if c is not None]
+
+
+def chunk_text(path: str, text: str, key: str) -> str:
+    """The text of one chunk of a note (what was embedded for *key*), "" if it has none."""
+    for k, piece, type_, doc in _pieces(path, note_mod.parse_text(text, path=path)):
+        if k == key:
+            chunk = _make(path, k, piece, type_, doc)
+            return chunk.text if chunk is not None else ""
+    return ""
 
 
 def file_chunks(path: str, data: bytes) -> list[Chunk]:

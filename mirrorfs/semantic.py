@@ -28,6 +28,7 @@ and snippets are cut from chunk text, which has none either.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -130,41 +131,49 @@ def _unit(hit_path: str, doc: str, key: str) -> tuple[str, str]:
     return (hit_path, key if doc == "message" else "")
 
 
+# Front matter of files described lately, by (path, mtime_ns, size): the same
+# sessions come up query after query, and parsing YAML is most of describing one.
+_META: dict[tuple[str, int, int], dict] = {}
+_META_MAX = 4096
+
+
+def _front_matter(full: Path, st: os.stat_result, text: str) -> dict:
+    key = (str(full), st.st_mtime_ns, st.st_size)
+    meta = _META.get(key)
+    if meta is None:
+        n = note_mod.parse_text(text, path=full)
+        meta = n.meta if n.error is None else {}
+        if len(_META) >= _META_MAX:
+            _META.pop(next(iter(_META)))
+        _META[key] = meta
+    return meta
+
+
 class _Describer:
-    """Titles and snippets for hits the keyword side did not find: each file read and cut once."""
+    """Titles and snippets for hits the keyword side did not find: each file read once per query."""
 
     def __init__(self, vault):
         self.root = Path(vault.root)
-        self._notes: dict[str, note_mod.Note | None] = {}
-        self._texts: dict[str, dict[str, str]] = {}
-        self._messages: dict[str, dict[str, messages_mod.Message]] = {}
+        self._files: dict[str, tuple[str, dict] | None] = {}
 
-    def note(self, path: str) -> note_mod.Note | None:
-        if path not in self._notes:
+    def file(self, path: str) -> tuple[str, dict] | None:
+        """(text, front matter) of a note, None when it cannot be read any more."""
+        if path not in self._files:
+            full = self.root / path
             try:
-                self._notes[path] = note_mod.read_note(self.root / path)
+                st = os.stat(full)
+                text = note_mod.decode(note_mod.read_bytes(full), path)[1]
+                self._files[path] = (text, _front_matter(full, st, text))
             except (OSError, UnreadableNoteError):
-                self._notes[path] = None
-        return self._notes[path]
+                self._files[path] = None
+        return self._files[path]
 
-    def _chunk_text(self, n: note_mod.Note, v: VectorHit) -> str:
-        if v.doc == "message":  # one message, without parsing the whole session
-            m = self._messages.setdefault(v.path, {}).get(v.key)
-            if m is None:
-                m = messages_mod.find(n.body, v.key)
-                if m is None:
-                    return ""
-                self._messages[v.path][v.key] = m
-            return strip_sections(m.content)
-        if v.path not in self._texts:
-            self._texts[v.path] = {c.key: c.text for c in chunks_mod.of_note(v.path, n)}
-        return self._texts[v.path].get(v.key, "")
 
     def hit(self, v: VectorHit, score: float, semantic: float) -> SemanticHit | None:
-        n = self.note(v.path)
-        if n is None:
+        got = self.file(v.path)
+        if got is None:
             return None  # gone since it was embedded
-        meta = n.meta if n.error is None else {}
+        text, meta = got
         name = v.path.rsplit("/", 1)[-1][:-3]
         tags = meta.get("tags")
         hit = SemanticHit(path=v.path, title=str(meta.get("title") or name), type=v.type,
@@ -172,14 +181,17 @@ class _Describer:
                           tags=[str(t) for t in tags] if isinstance(tags, list) else [],
                           kind=_str(meta.get("kind")), instance=_str(meta.get("instance")),
                           semantic=round(semantic, 4), chunk=None if v.doc == "message" else v.key)
-        hit.snippet = _lead(self._chunk_text(n, v))
-        if v.doc == "message":
-            hit.message_id = v.key
-            hit.session = _str(meta.get("id")) or name
-            hit.session_title = _str(meta.get("title"))
-            m = self._messages[v.path].get(v.key)
-            if m is not None:
-                hit.role, hit.time, hit.instance = m.role, m.time, m.instance
+        if v.doc != "message":
+            hit.snippet = _lead(chunks_mod.chunk_text(v.path, text, v.key))
+            return hit
+        # One message, found by its id without parsing the whole session.
+        m = messages_mod.find(text, v.key)
+        hit.message_id = v.key
+        hit.session = _str(meta.get("id")) or name
+        hit.session_title = _str(meta.get("title"))
+        if m is not None:
+            hit.snippet = _lead(strip_sections(m.content))
+            hit.role, hit.time, hit.instance = m.role, m.time, m.instance
         return hit
 
 
