@@ -15,6 +15,7 @@ every unanswerable question stays below t, at the best t.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -76,11 +77,18 @@ def rank(kw: dict, cos: dict, how: str, emb, n_terms: int = 1) -> list[tuple[str
 
 
 def main() -> None:
-    os.environ.setdefault("MIRRORFS_STATE_DIR", tempfile.mkdtemp(prefix="fusion-state-"))
+    work = tempfile.mkdtemp(prefix="fusion-")
+    os.environ["MIRRORFS_STATE_DIR"] = os.path.join(work, "state")
+    try:
+        _run(Path(work) / "vault")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(root: Path) -> None:
     from mirrorfs import embedders, semantic
     from mirrorfs.vault import Vault
 
-    root = Path(tempfile.mkdtemp(prefix="fusion-vault-")) / "vault"
     vault = Vault.init(root, name="Mira", instance="laptop")
     path_of = {}
     for text in [m for m, _ in PAIRS] + DISTRACTORS + [m for m, _ in PLANTED]:

@@ -24,6 +24,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -79,7 +80,15 @@ def main(argv: list[str]) -> None:
         raise SystemExit("usage: bench_semantic.py VAULT [--json OUT]")
     root = Path(argv[0]).resolve()
     out_json = argv[argv.index("--json") + 1] if "--json" in argv else None
-    os.environ["MIRRORFS_STATE_DIR"] = tempfile.mkdtemp(prefix="bench-semantic-state-")
+    state = tempfile.mkdtemp(prefix="bench-semantic-state-")
+    os.environ["MIRRORFS_STATE_DIR"] = state
+    try:
+        _run(root, out_json)
+    finally:  # the index and vectors of a medium vault are 400 MB
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _run(root: Path, out_json: str | None) -> None:
 
     from mirrorfs import search as search_mod
     from mirrorfs import semantic

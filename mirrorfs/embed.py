@@ -16,17 +16,33 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError:  # the core install: numpy comes with the embed extra
+    np = None
 
 from mirrorfs.errors import EmbedderError, EmbedderNotInstalledError
 
+INSTALL_HINT = "semantic search needs the embed extra: pip install 'mirrorfs[embed]'"
 
-def unit_rows(vectors, rows: int, dimension: int, who: str) -> np.ndarray:
+
+def installed() -> bool:
+    """True when vectors can be made and searched here (numpy, from mirrorfs[embed], imports).
+
+    mirrorfs.vectors and mirrorfs.semantic import numpy; check this first where the
+    core install must keep working.
+    """
+    return np is not None
+
+
+def unit_rows(vectors, rows: int, dimension: int, who: str) -> "np.ndarray":
     """*vectors* as a (rows, dimension) float32 array with every row scaled to length 1.
 
     Rows of zeros stay zeros (an empty text has no direction); a wrong shape or a
     NaN is an EmbedderError naming *who*, never the texts.
     """
+    if np is None:
+        raise EmbedderNotInstalledError(INSTALL_HINT)
     try:
         arr = np.asarray(vectors, dtype=np.float32)
     except (TypeError, ValueError):
@@ -66,8 +82,10 @@ class Embedder:
         """Stable identity of the vectors: name@version/dimension."""
         return f"{self.name}@{self.version}/{self.dimension}"
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> "np.ndarray":
         """Unit vectors of *texts*, one row each, in order."""
+        if np is None:
+            raise EmbedderNotInstalledError(INSTALL_HINT)
         texts = [t[: self.max_chars] for t in texts]
         dim = self.dimension
         out = np.zeros((len(texts), dim), dtype=np.float32)

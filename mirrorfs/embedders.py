@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from mirrorfs.embed import Embedder, LocalEmbedder
+from mirrorfs.embed import Embedder, LocalEmbedder, installed  # noqa: F401  (installed: for adapters)
 from mirrorfs.embed_http import OllamaEmbedder, OpenAIEmbedder
 from mirrorfs.errors import InvalidValueError
 

@@ -226,3 +226,15 @@ def test_a_server_answering_the_wrong_number_of_vectors_is_an_error(serve):
     assert e.dimension == 2
     with pytest.raises(EmbedderRequestError, match=r"returned 1 embeddings for 2 texts"):
         e.embed(["a", "b"])
+
+
+def test_without_the_embed_extra_the_registry_still_imports_and_says_what_to_install():
+    code = ("import sys; sys.modules['numpy'] = None\n"  # as on a core install
+            "from mirrorfs import embedders\n"
+            "from mirrorfs.errors import EmbedderNotInstalledError\n"
+            "print(embedders.installed())\n"
+            "try:\n    embedders.get('local').embed(['tea'])\n"
+            "except EmbedderNotInstalledError as exc:\n    print(exc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["False", "semantic search needs the embed extra: pip install 'mirrorfs[embed]'"]
