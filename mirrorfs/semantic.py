@@ -28,6 +28,7 @@ and snippets are cut from chunk text, which has none either.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import threading
@@ -44,7 +45,7 @@ from mirrorfs import search as search_mod
 from mirrorfs.crypto import strip_sections
 from mirrorfs.embed import Embedder
 from mirrorfs.embedders import get as get_embedder
-from mirrorfs.errors import EmbedderError, InvalidValueError, UnreadableNoteError
+from mirrorfs.errors import EmbedderError, InvalidValueError, NotFoundError, UnreadableNoteError
 from mirrorfs.index import ReconcileReport
 from mirrorfs.vectors import ProgressFn, UpdateReport, VectorHit, VectorStore
 
@@ -180,6 +181,7 @@ class _Describer:
                           score=round(score, 4), doc=v.doc, id=_str(meta.get("id")),
                           tags=[str(t) for t in tags] if isinstance(tags, list) else [],
                           kind=_str(meta.get("kind")), instance=_str(meta.get("instance")),
+                          created=_time(meta.get("created")), updated=_time(meta.get("updated")),
                           semantic=round(semantic, 4), chunk=None if v.doc == "message" else v.key)
         if v.doc != "message":
             hit.snippet = _lead(chunks_mod.chunk_text(v.path, text, v.key))
@@ -193,6 +195,15 @@ class _Describer:
             hit.snippet = _lead(strip_sections(m.content))
             hit.role, hit.time, hit.instance = m.role, m.time, m.instance
         return hit
+
+
+def _time(value) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        return messages_mod.parse_time(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _str(value) -> str | None:
@@ -315,24 +326,7 @@ def hybrid_search(vault, query: str, limit: int = 20, types: Iterable[str] | Non
         fused.append((fuse(sem, kw), SemanticHit(**vars(h)), v, sem, kw))
     for sem, v in units.values():
         fused.append((fuse(sem, None), None, v, sem, None))
-    fused.sort(key=lambda f: -f[0])
-    describe = _Describer(vault)
-    hits: list[SemanticHit] = []
-    for score, hit, v, sem, kw in fused:
-        if min_score is not None and score < min_score:
-            break
-        if hit is None:
-            hit = describe.hit(v, score, sem)
-            if hit is None:
-                continue
-        hit.score, hit.relevance = round(score, 4), None
-        hit.semantic = None if sem is None else round(sem, 4)
-        hit.keyword = None if kw is None else round(kw, 4)
-        if v is not None and v.doc != "message":
-            hit.chunk = v.key
-        hits.append(hit)
-        if len(hits) >= limit:
-            break
+    hits = _finish(vault, fused, limit, min_score)
     return search_mod.SearchResults(hits, query, _report(report, keyword.report))
 
 
@@ -357,6 +351,29 @@ class _Beside:
         if self._error is not None:
             raise self._error
         return self._value
+
+
+def _finish(vault, fused: list, limit: int, min_score: float | None) -> list[SemanticHit]:
+    """The best *limit* of (score, keyword hit or None, vector hit or None, sem, kw), described."""
+    fused.sort(key=lambda f: -f[0])
+    describe = _Describer(vault)
+    hits: list[SemanticHit] = []
+    for score, hit, v, sem, kw in fused:
+        if min_score is not None and score < min_score:
+            break
+        if hit is None:
+            hit = describe.hit(v, score, sem)
+            if hit is None:
+                continue
+        hit.score, hit.relevance = round(score, 4), None
+        hit.semantic = None if sem is None else round(sem, 4)
+        hit.keyword = None if kw is None else round(kw, 4)
+        if v is not None and v.doc != "message":
+            hit.chunk = v.key
+        hits.append(hit)
+        if len(hits) >= limit:
+            break
+    return hits
 
 
 def default_mode(vault, embedder: Embedder | str | None = None) -> str:
@@ -393,3 +410,74 @@ def search(vault, query: str, mode: str | None = None, limit: int = 20,
         hit.score, hit.keyword = round(kw, 4), round(kw, 4)
         hits.append(hit)
     return search_mod.SearchResults(hits, query, results.report)
+
+
+def recall(vault, query: str, limit: int = 10, half_life_days: float = 30.0, recency_weight: float = 0.3,
+           now: dt.datetime | None = None, embedder: Embedder | str | None = None,
+           min_score: float | None = None, refresh: bool = True) -> search_mod.SearchResults:
+    """Memory notes for *query* by hybrid relevance plus recency, as `search.recall` does with BM25.
+
+    score = (1 - w) * hybrid + w * 0.5 ** (age_days / half_life_days); `relevance`
+    keeps the hybrid part, and *min_score* applies to it (what was meant, not how new).
+    """
+    _check(limit, min_score)
+    pool = hybrid_search(vault, query, limit=max(50, limit * 5), types=["memory"], sessions=False,
+                         min_score=min_score, embedder=embedder, refresh=refresh)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    for h in pool:
+        when = h.updated or h.created
+        age = max(0.0, (now - when).total_seconds() / 86400) if when else 10 * half_life_days
+        h.relevance = h.score
+        h.score = round((1 - recency_weight) * h.score + recency_weight * 0.5 ** (age / half_life_days), 4)
+    pool.sort(key=lambda h: h.score, reverse=True)
+    return search_mod.SearchResults(pool[:limit], query, pool.report)
+
+
+def _source(vault, text_or_path: str) -> tuple[str | None, str]:
+    """(vault-relative path or None, text to compare) of similar()'s argument; a note's
+    text is what was embedded for it (its chunks), so nothing locked is compared."""
+    candidate = str(text_or_path)
+    if "\n" in candidate or not candidate.endswith(".md"):
+        return None, candidate
+    full = vault.resolve(candidate)
+    if not full.is_file():
+        raise NotFoundError(f"no note at {candidate}")
+    rel = vault.relpath(full)
+    text = note_mod.decode(note_mod.read_bytes(full), rel)[1]
+    return rel, "\n\n".join(c.text for c in chunks_mod.note_chunks(rel, text))
+
+
+METHODS = MODES
+
+
+def similar(vault, text_or_path: str, limit: int = 10, method: str = "hybrid",
+            min_score: float | None = None, sessions: bool = False,
+            embedder: Embedder | str | None = None, refresh: bool = True) -> search_mod.SearchResults:
+    """Notes like a note (a path ending in .md) or a text; the note itself is never returned.
+
+    keyword: `search.find_similar` (the share of its key terms a hit holds, in [0, 1]);
+    semantic: the calibrated cosine to the note's text; hybrid: both, fused.
+    """
+    if method not in METHODS:
+        raise InvalidValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    _check(limit, min_score)
+    if method == "keyword":
+        return search_mod.find_similar(vault, text_or_path, limit, threshold=min_score or 0.0,
+                                       sessions=sessions)
+    emb = _embedder(embedder)
+    source, text = _source(vault, text_or_path)
+    report = update(vault, None, emb, wait=False) if refresh else None
+    pool = max(50, limit * 3)
+    units = {u: sv for u, sv in _vector_units(vault, text, emb, pool + 1, _keep(None, sessions)).items()
+             if u != (source, "")}
+    keyword = (search_mod.find_similar(vault, text_or_path, pool, threshold=0.0, sessions=sessions)
+               if method == "hybrid" else search_mod.SearchResults([], text_or_path))
+    fused = []
+    for h in keyword:
+        unit = (h.path, h.message_id or "") if h.doc == "message" else (h.path, "")
+        sem, v = units.pop(unit, (None, None))
+        fused.append((fuse(sem, h.score), SemanticHit(**vars(h)), v, sem, h.score))
+    for sem, v in units.values():
+        fused.append((sem, None, v, sem, None))
+    hits = _finish(vault, fused, limit, min_score)
+    return search_mod.SearchResults(hits, text_or_path, _report(report, keyword.report))

@@ -145,3 +145,30 @@ def test_an_unreachable_embedding_server_leaves_plain_search_working(vault):
     from mirrorfs.errors import EmbedderRequestError
     with pytest.raises(EmbedderRequestError, match=r"^cannot reach http://127.0.0.1:9/api/embed"):
         semantic.search(vault, "tea", mode="semantic", embedder=down)
+
+
+def test_recall_ranks_memories_by_meaning_and_recency(recall_vault):
+    v = recall_vault
+    found = sum(_at(semantic.recall(v, q, limit=3), v.paths[m], 3) for m, q in PAIRS) / len(PAIRS)
+    print(f"\nsemantic recall (hybrid + recency) top-3: {found:.3f}")
+    assert found >= 0.8
+    hits = semantic.recall(v, PAIRS[0][1], limit=5)
+    assert {h.type for h in hits} == {"memory"}
+    for h in hits:  # all written just now: recency is ~1 for every one
+        assert h.score == pytest.approx(0.7 * h.relevance + 0.3, abs=2e-3)
+
+
+def test_similar_finds_notes_alike_in_meaning_and_never_the_note_itself(recall_vault):
+    v = recall_vault
+    tea = v.paths["Sam drinks green tea every morning."]
+    for method in semantic.METHODS:
+        hits = semantic.similar(v, tea, limit=5, method=method)
+        assert tea not in [h.path for h in hits], method
+    by_meaning = [h.path for h in semantic.similar(v, tea, limit=3, method="semantic")]
+    assert v.paths["I sleep badly when I drink coffee after lunch."] in by_meaning
+    text = [h.path for h in semantic.similar(v, "a hot drink to start the day", limit=3)]
+    assert tea in text
+    assert [h.path for h in semantic.similar(v, tea, method="keyword")] == [
+        h.path for h in search_mod.find_similar(v, tea, threshold=0.0)]
+    with pytest.raises(InvalidValueError, match="unknown method 'vibes': use one of keyword, semantic, hybrid"):
+        semantic.similar(v, tea, method="vibes")
