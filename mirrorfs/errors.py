@@ -225,3 +225,19 @@ class ImportSourceError(MirrorfsError):
 
 class ImportPasswordError(ImportSourceError):
     """The password for an encrypted source (an ActiveMirrorOS vault) is missing or does not open it."""
+
+
+class EmbedderError(MirrorfsError):
+    """An embedder cannot turn text into vectors; messages never contain an API key or the text."""
+
+
+class EmbedderNotInstalledError(EmbedderError):
+    """The local embedder's package (the `embed` extra) is not installed."""
+
+
+class EmbedderRequestError(EmbedderError):
+    """An embedding server could not be reached, refused the request or answered nonsense."""
+
+
+class VectorStoreError(MirrorfsError):
+    """The per-device vector store cannot be opened or is damaged (delete it: it is rebuilt)."""

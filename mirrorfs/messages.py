@@ -186,3 +186,15 @@ def merge(*sides: Iterable[Message]) -> list[Message]:
         for msg in side:
             seen.setdefault(msg.id, msg)
     return sorted(seen.values(), key=lambda m: (m.time, m.id))
+
+
+def find(text: str, msg_id: str) -> Message | None:
+    """The message *msg_id* of a session's text, found by its id without parsing the rest."""
+    key = COMMENT_PREFIX + '{"id": ' + json.dumps(msg_id, ensure_ascii=False)
+    at = text.find(key)
+    if at < 0:  # written by another tool with other JSON spacing: parse it all
+        return next((m for m in parse(text)[1] if m.id == msg_id), None)
+    start = text.rfind("\n", 0, max(0, text.rfind("\n", 0, at))) + 1
+    nxt = text.find("\n" + COMMENT_PREFIX, at + len(key))
+    end = text.rfind("\n", 0, nxt) + 1 if nxt >= 0 else len(text)
+    return next((m for m in parse(text[start:end])[1] if m.id == msg_id), None)

@@ -13,7 +13,7 @@ from typing import Iterable
 
 from mirrorfs import crypto, search
 from mirrorfs import note as note_mod
-from mirrorfs.conflicts import conflict_original
+from mirrorfs.conflict_names import conflict_original
 from mirrorfs.errors import CryptoError, LockedError, UnreadableNoteError
 from mirrorfs.ignore import iter_note_paths
 from mirrorfs.index import search_in_memory
