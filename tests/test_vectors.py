@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+from conftest import close_pipes
 from counting_embedder import CountingEmbedder
 
 from mirrorfs import chunks, embedders, vectors
