@@ -103,15 +103,16 @@ class Toolbox:
     # -- readers -------------------------------------------------------------------------
 
     def memory_search(self, query: str, types: list | None = None, since: str | None = None,
-                      limit: int = 10) -> ToolResult:
-        data = bound(lookup.search(self.vault, query, types=types, since=since, limit=limit), "hits")
+                      limit: int = 10, mode: str | None = None, min_score: float | None = None) -> ToolResult:
+        data = bound(lookup.search(self.vault, query, types=types, since=since, limit=limit, mode=mode,
+                                   min_score=min_score), "hits")
         return ToolResult(data, clip(_hits_text(data)))
 
-    def memory_similar(self, path_or_text: str, limit: int = 5) -> ToolResult:
+    def memory_similar(self, path_or_text: str, limit: int = 5, method: str | None = None) -> ToolResult:
         source = path_or_text
         if "\n" not in source and source.strip().endswith(".md"):
             source = note_path(self.vault, source, "path_or_text")
-        data = bound(lookup.similar(self.vault, source, limit=limit), "hits")
+        data = bound(lookup.similar(self.vault, source, limit=limit, method=method), "hits")
         return ToolResult(data, clip(_hits_text(data)))
 
     def memory_read(self, path: str, offset: int = 0, limit: int = READ_LIMIT, reveal: bool = False) -> ToolResult:

@@ -39,7 +39,10 @@ TOOLS: list[dict[str, Any]] = [
          "query": _STR,
          "types": {"type": "array", "items": _STR, "description": "memory, session, soul, bridge, note, message"},
          "since": {"type": "string", "description": "date (2026-11-21) or age (7d)"},
-         "limit": {"type": "integer", "minimum": 1, "maximum": SEARCH_LIMIT, "default": 10}},
+         "limit": {"type": "integer", "minimum": 1, "maximum": SEARCH_LIMIT, "default": 10},
+         "mode": {"type": "string", "enum": ["keyword", "semantic", "hybrid"],
+                  "description": "default: hybrid once embeddings exist"},
+         "min_score": {"type": "number", "minimum": 0, "maximum": 1}},
          "required": ["query"]},
      "annotations": _RO},
     {"name": "memory_read",
@@ -63,7 +66,8 @@ TOOLS: list[dict[str, Any]] = [
      "description": "Notes similar to a note (its path) or to a text.",
      "inputSchema": {"type": "object", "properties": {
          "path_or_text": _STR,
-         "limit": {"type": "integer", "minimum": 1, "maximum": SEARCH_LIMIT, "default": 5}},
+         "limit": {"type": "integer", "minimum": 1, "maximum": SEARCH_LIMIT, "default": 5},
+         "method": {"type": "string", "enum": ["keyword", "semantic", "hybrid"]}},
          "required": ["path_or_text"]},
      "annotations": _RO},
     {"name": "memory_remember",
@@ -249,6 +253,7 @@ def check_arguments(name: str, arguments: Any, schema: dict) -> dict[str, Any]:
 _TYPES: dict[str, Callable[[Any], bool]] = {
     "string": lambda v: isinstance(v, str),
     "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
     "boolean": lambda v: isinstance(v, bool),
     "array": lambda v: isinstance(v, list),
 }

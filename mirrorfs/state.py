@@ -69,3 +69,8 @@ def vault_state_dir(vault_id: str, root: str | os.PathLike | None = None) -> Pat
     if _recorded_root(path) != root:
         (path / ROOT_FILE).write_bytes(os.fsencode(root) + b"\n")
     return path
+
+
+def vectors_file(state_dir: str | os.PathLike) -> Path:
+    """Where a vault's vector store lives in its state folder (mirrorfs.vectors)."""
+    return Path(state_dir) / "vectors" / "vectors.sqlite3"

@@ -352,23 +352,53 @@ class Vault:
 
     # -- search (mirrorfs.search does the work; see docs/search.md) -------
 
-    def search(self, query: str, types=None, sessions: bool = True, limit: int | None = 20, **kwargs: Any):
-        """Full-text search over notes and session messages."""
-        from mirrorfs import search
+    def has_embeddings(self) -> bool:
+        """True when this device holds vectors for the vault (`semantic` recall is possible).
 
-        return search.search(self, query, types=types, sessions=sessions, limit=limit, **kwargs)
+        A cheap look for the store's file first: a vault that never had
+        embeddings does not pay for importing numpy and the model.
+        """
+        if not state.vectors_file(self.state_dir).is_file():
+            return False
+        from mirrorfs import semantic
+
+        return semantic.has_embeddings(self)
+
+    def search(self, query: str, types=None, sessions: bool = True, limit: int | None = 20,
+               mode: str | None = None, min_score: float | None = None, **kwargs: Any):
+        """Search notes and session messages: `keyword` (the query syntax of docs/search.md),
+        `semantic` (by meaning) or `hybrid` (both; the default once embeddings exist)."""
+        if mode == "keyword" and min_score is None or mode is None and min_score is None and not self.has_embeddings():
+            from mirrorfs import search
+
+            return search.search(self, query, types=types, sessions=sessions, limit=limit, **kwargs)
+        from mirrorfs import semantic
+
+        return semantic.search(self, query, mode=mode, limit=limit or 20, types=types, min_score=min_score,
+                               sessions=sessions)
 
     def recall(self, query: str, limit: int = 10, **kwargs: Any):
-        """Memory notes relevant to *query*, recent ones first among equals."""
+        """Memory notes relevant to *query*, recent ones first among equals (hybrid once embeddings exist)."""
+        if self.has_embeddings():
+            from mirrorfs import semantic
+
+            return semantic.recall(self, query, limit=limit, half_life_days=kwargs.get("half_life_days", 30.0))
         from mirrorfs import search
 
         return search.recall(self, query, limit=limit, **kwargs)
 
-    def find_similar(self, text_or_path: str, limit: int = 10, threshold: float = 0.15, **kwargs: Any):
-        """Notes sharing the most characteristic terms with a note or a text."""
-        from mirrorfs import search
+    def find_similar(self, text_or_path: str, limit: int = 10, threshold: float = 0.15,
+                     method: str | None = None, **kwargs: Any):
+        """Notes like a note or a text: by shared key terms (`keyword`), by meaning
+        (`semantic`) or both (`hybrid`, the default once embeddings exist)."""
+        if method == "keyword" or method is None and not self.has_embeddings():
+            from mirrorfs import search
 
-        return search.find_similar(self, text_or_path, limit=limit, threshold=threshold, **kwargs)
+            return search.find_similar(self, text_or_path, limit=limit, threshold=threshold, **kwargs)
+        from mirrorfs import semantic
+
+        return semantic.similar(self, text_or_path, limit=limit, method=method or "hybrid",
+                                sessions=kwargs.get("sessions", False))
 
     def sessions_by_tag(self, tag: str):
         """Sessions tagged *tag* or a nested tag under it (from the index), newest first."""

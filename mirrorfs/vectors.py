@@ -34,7 +34,7 @@ import filelock
 import numpy as np
 
 from mirrorfs import chunks as chunks_mod
-from mirrorfs import ignore
+from mirrorfs import ignore, state
 from mirrorfs import note as note_mod
 from mirrorfs.catalog import scan as index_scan
 from mirrorfs.conflict_names import conflict_original
@@ -42,7 +42,7 @@ from mirrorfs.embed import Embedder
 from mirrorfs.errors import UnreadableNoteError, VectorStoreError
 
 SCHEMA = 2
-DB_NAME = "vectors.sqlite3"
+DB_NAME = state.vectors_file("").name
 # Files per transaction: progress survives an interruption, and the WAL stays small.
 BATCH_FILES = 64
 LOG_KEEP = 50_000
@@ -167,9 +167,9 @@ class VectorStore:
     """The vector store of one vault on this device."""
 
     def __init__(self, state_dir: str | os.PathLike):
-        self.dir = Path(state_dir) / "vectors"
+        self.path = state.vectors_file(state_dir)
+        self.dir = self.path.parent
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.path = self.dir / DB_NAME
         self._update_lock = filelock.FileLock(str(self.dir / "update.lock"))
         self._lock = threading.RLock()
         self._matrices: dict[str, _Matrix] = {}

@@ -1,0 +1,55 @@
+"""Semantic recall through every entrance: the Vault facade, the MCP tools and the CLI
+choose hybrid once this device has embeddings, and keyword search stays exactly as it was."""
+
+from __future__ import annotations
+
+from mirrorfs import embedders, search, semantic
+from mirrorfs.mcp_calls import Toolbox
+
+MEMORIES = [
+    "Sam drinks green tea every morning.",
+    "Maria is allergic to peanuts.",
+    "The spare key is under the blue flower pot.",
+    "Lena plays the cello in a string quartet.",
+]
+QUESTION = "Which beverage does he have at breakfast?"
+
+
+def _remember_all(vault) -> dict[str, str]:
+    return {text: vault.remember(text).path for text in MEMORIES}
+
+
+def test_without_embeddings_the_facade_is_the_keyword_search_it_was(vault):
+    _remember_all(vault)
+    assert not vault.has_embeddings()
+    assert [h.to_dict() for h in vault.search("cello")] == [h.to_dict() for h in search.search(vault, "cello")]
+    assert [h.path for h in vault.search(QUESTION)] == []  # no shared word: keyword finds nothing
+
+
+def test_with_embeddings_the_facade_finds_what_was_meant(vault):
+    paths = _remember_all(vault)
+    semantic.update(vault, None, embedders.get("local"))
+    assert vault.has_embeddings()
+    top = vault.search(QUESTION, limit=3)
+    assert top[0].path == paths[MEMORIES[0]]
+    assert vault.recall(QUESTION, limit=1)[0].path == paths[MEMORIES[0]]
+    # An explicit keyword search keeps today's scores and syntax.
+    assert [h.to_dict() for h in vault.search("cello", mode="keyword")] == \
+        [h.to_dict() for h in search.search(vault, "cello")]
+    assert vault.find_similar("A quartet of strings with a cellist", method="semantic", limit=1)[0].path == \
+        paths[MEMORIES[3]]
+
+
+def test_mcp_memory_search_takes_the_same_modes(vault):
+    paths = _remember_all(vault)
+    semantic.update(vault, None, embedders.get("local"))
+    tools = Toolbox(vault)
+    hybrid = tools.call("memory_search", {"query": QUESTION, "limit": 3})
+    assert not hybrid.is_error and hybrid.data["hits"][0]["path"] == paths[MEMORIES[0]]
+    assert hybrid.data["hits"][0]["sha256"]
+    keyword = tools.call("memory_search", {"query": QUESTION, "mode": "keyword"})
+    assert keyword.data["hits"] == []
+    strict = tools.call("memory_search", {"query": QUESTION, "mode": "semantic", "min_score": 0.99})
+    assert strict.data["hits"] == []
+    bad = tools.call("memory_search", {"query": QUESTION, "mode": "fuzzy"})
+    assert bad.is_error and bad.text == "mode of memory_search must be one of keyword, semantic, hybrid (got 'fuzzy')"
