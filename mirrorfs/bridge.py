@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from mirrorfs import conflicts
+from mirrorfs import conflicts, ignore
 from mirrorfs import note as notes
 from mirrorfs.clock import isoformat as _iso
 from mirrorfs.clock import local_minute, parse_time, time_or_none, timestamp
@@ -152,7 +152,7 @@ def _paths(vault: "Vault") -> list[Path]:
     folder = _folder(vault)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.glob("*.md")
+    return sorted(p for p in ignore.inside(vault.root, folder.glob("*.md"))
                   if not is_ignored_name(p.name) and not is_conflict_copy(f"{BRIDGE_DIR}/{p.name}"))
 
 

@@ -53,6 +53,7 @@ def _status_text(d: dict) -> str:
         return "no watcher is running for this vault on this device"
     lines = [
         f"watcher running: pid {d['pid']} as {d['instance']} since {d['started']}",
+        *([f"  paused: {d['paused']}"] if d.get("paused") else []),
         f"  indexing: {'first index in progress' if d.get('indexing') else 'up to date'}",
         f"  lag: {d.get('lag_seconds')} s   batches: {d.get('batches')}   errors: {d.get('errors')}",
     ]

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import filelock
 
-from mirrorfs import conflicts, snapshots, storage
+from mirrorfs import conflicts, ignore, snapshots, storage
 from mirrorfs.errors import AlreadyWatchingError, MirrorfsError, SearchIndexError
 from mirrorfs.reflections import OwnWrite, Reflector, merge_reflection, seal_reflection
 from mirrorfs.server import QueryServer
@@ -87,8 +87,10 @@ class WatchDaemon:
         warn: Callable[[str], None] | None = None,
         serve: bool = True,
         watcher_options: dict[str, Any] | None = None,
+        heartbeat: float = HEARTBEAT,
     ):
         self.vault = vault
+        self.heartbeat = heartbeat
         self.polling = polling
         self.exec_cmd = exec_cmd
         self.echo = echo
@@ -359,14 +361,48 @@ class WatchDaemon:
             self._report(exc)
 
     def _heartbeat(self) -> None:
-        while not self._stop.wait(HEARTBEAT):
+        last_sweep = time.monotonic() - storage.STALE_TEMP_SECONDS  # the first beat sweeps
+        while not self._stop.wait(self.heartbeat):
+            if self._vault_missing():
+                # Never write into a vault folder that is gone: the card would
+                # recreate it, and an empty folder would look like mass deletion.
+                self._write_status()
+                continue
             self._touch()
+            if time.monotonic() - last_sweep >= storage.STALE_TEMP_SECONDS:
+                last_sweep = time.monotonic()
+                self._sweep_temps()
             self._write_status()
+
+    def _vault_missing(self) -> bool:
+        watcher = self._watcher.status() if self._watcher is not None else None
+        if watcher is not None and watcher.vault_missing:
+            return True
+        if self.vault.store.root_present():
+            return False
+        # Another folder stands where the vault was: a restored copy is adopted
+        # (as the watcher does) once it holds notes; an empty mount point never.
+        if not self.vault.root.is_dir() or next(ignore.iter_note_paths(self.vault.root, on_error=lambda e: None),
+                                                 None) is None:
+            return True
+        self.vault.store.adopt_root()
+        return False
+
+    def _sweep_temps(self) -> None:
+        """Remove the temp files killed writers left (synced copies of half-written notes)."""
+        for temp in storage.stale_temp_files(self.vault.root):
+            try:
+                temp.unlink()
+                self.warn(f"removed {temp.relative_to(self.vault.root).as_posix()}, a temp file a killed writer left")
+            except OSError:
+                continue
 
     def _write_status(self, running: bool = True) -> None:
         watcher = self._watcher.status() if self._watcher is not None else None
         data = {
             "running": running,
+            "paused": "the vault folder is gone (moved, deleted or unmounted); watching resumes when it is back"
+            if running and self._vault_missing() else None,
             "pid": os.getpid(),
             "vault": str(self.vault.root),
             "instance": self.vault.instance,

@@ -8,9 +8,10 @@ holds plaintext.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 
-from mirrorfs import ignore
+from mirrorfs import ignore, storage
 from mirrorfs import note as notes
 from mirrorfs.conflict_names import conflict_original
 from mirrorfs.errors import CryptoError, MirrorfsError
@@ -22,7 +23,7 @@ from mirrorfs.sections import find_sections
 class Problem:
     """One finding: which check, which note (vault-relative), what to do about it.
 
-    ``check`` is one of unreadable, unparseable, conflict, unsealed, damaged, weak.
+    ``check`` is one of unreadable, unparseable, conflict, unsealed, damaged, weak, link, temp.
     """
 
     check: str
@@ -47,16 +48,29 @@ def diagnose(vault) -> list[Problem]:
     """
     problems: list[Problem] = []
 
-    def unlistable(exc: OSError) -> None:
-        problems.append(Problem("unreadable", str(getattr(exc, "filename", "") or ""), str(exc)))
+    def unlistable(rel: str, exc: OSError) -> None:
+        problems.append(Problem("unreadable", rel, f"cannot list this folder: {exc.strerror or exc}"))
 
-    for rel_path in ignore.iter_note_paths(vault.root, on_error=unlistable):
-        rel = rel_path.as_posix()
+    def escaping(rel: str) -> None:
+        problems.append(Problem("link", rel, (
+            "a symbolic link to a file outside the vault: mirrorfs never opens, indexes or shows it; "
+            "remove the link or copy the file into the vault")))
+
+    try:
+        found = list(ignore.walk(vault.root, on_error=unlistable, on_escape=escaping))
+    except OSError as exc:
+        return [Problem("unreadable", ".", f"cannot list the vault folder: {exc.strerror or exc}")]
+    for temp in storage.stale_temp_files(vault.root):
+        age = (time.time() - temp.lstat().st_mtime) / 60
+        problems.append(Problem("temp", temp.relative_to(vault.root).as_posix(), (
+            f"a temp file a killed writer left {age:.0f} min ago (a copy of a note being written); "
+            "`mirrorfs watch` removes these, or delete it")))
+    for rel, _ in found:
         original = conflict_original(rel)
         if original is not None:
             problems.append(Problem("conflict", rel, f"conflict copy of {original} waiting (`mirrorfs conflicts`)"))
         try:
-            note = notes.read_note(vault.root / rel_path)
+            note = notes.read_note(vault.root / rel)
         except MirrorfsError as exc:
             problems.append(Problem("unreadable", rel, str(exc)))
             continue

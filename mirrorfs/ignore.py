@@ -10,7 +10,7 @@ import fnmatch
 import os
 import re
 from pathlib import Path
-from typing import Callable, Container, Iterator
+from typing import Callable, Container, Iterable, Iterator
 
 # Folders that belong to tools, never to the user's notes.
 IGNORED_DIRS = frozenset({
@@ -66,6 +66,8 @@ def walk(
     on_error: Callable[[str, OSError], None] | None = None,
     known: Container[str] = (),
     recursive: bool = True,
+    on_escape: Callable[[str], None] | None = None,
+    vault_root: str | os.PathLike | None = None,
 ) -> Iterator[tuple[str, os.DirEntry]]:
     """The one vault walker: every note file under *root* as (relpath, DirEntry).
 
@@ -77,8 +79,13 @@ def walk(
     a silently skipped folder would look like one whose notes were all
     deleted. An unlistable *root* raises its OSError. With *recursive* False
     only the notes directly in *root* come (the watcher rescanning one folder).
+
+    A symbolic link whose target lies outside the vault (*vault_root*, default
+    *root*) is never yielded: sync tools and git carry links, and another
+    device could plant one to /etc/passwd. *on_escape* hears of each one.
     """
     root = os.fspath(root)
+    real_root = os.path.realpath(vault_root if vault_root is not None else root)
     stack = [(root, "")]
     while stack:
         folder, prefix = stack.pop()
@@ -106,9 +113,26 @@ def walk(
             if not name.endswith(NOTE_SUFFIX):
                 continue
             relpath = prefix + name
-            if relpath in known or not is_ignored_name(name):
-                yield relpath, entry
+            if relpath not in known and is_ignored_name(name):
+                continue
+            if entry.is_symlink() and escapes(entry.path, real_root):
+                if on_escape is not None:
+                    on_escape(relpath)
+                continue
+            yield relpath, entry
         stack.extend(reversed(subfolders))
+
+
+def escapes(path: str | os.PathLike, real_root: str) -> bool:
+    """True when *path* (a link, followed to the end) leads outside the folder *real_root*."""
+    real = os.path.realpath(path)
+    return not (real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep))
+
+
+def inside(root: str | os.PathLike, paths: Iterable[Path]) -> list[Path]:
+    """*paths* (a folder listing) without the links that lead outside the vault *root*."""
+    real_root = os.path.realpath(root)
+    return [p for p in paths if not (p.is_symlink() and escapes(p, real_root))]
 
 
 def iter_note_paths(root: str | os.PathLike, on_error=None) -> Iterator[Path]:

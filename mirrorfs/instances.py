@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mirrorfs import ignore
 from mirrorfs import note as notes
 from mirrorfs.clock import now as local_now
 from mirrorfs.clock import time_or_none, timestamp
@@ -177,7 +178,7 @@ class Instances:
         settings = presence_settings(self.vault)
         now = now or local_now()
         cards = []
-        for path in sorted(self.folder.glob("*.md")) if self.folder.is_dir() else []:
+        for path in ignore.inside(self.vault.root, sorted(self.folder.glob("*.md"))) if self.folder.is_dir() else []:
             try:
                 meta = notes.read_note(path).meta
             except (UnreadableNoteError, FileNotFoundError):

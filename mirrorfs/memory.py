@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from mirrorfs import crypto, storage
+from mirrorfs import crypto, ignore, storage
 from mirrorfs import note as notes
 from mirrorfs.clock import isoformat as _iso
 from mirrorfs.clock import timestamp
@@ -165,7 +165,7 @@ class Memory:
         return m if shown == m.note.body else MemoryNote(m.path, m.note, shown)
 
     def paths(self) -> list[Path]:
-        return sorted(self.folder.glob("*.md")) if self.folder.is_dir() else []
+        return ignore.inside(self.vault.root, sorted(self.folder.glob("*.md"))) if self.folder.is_dir() else []
 
     def _load(self, path: Path) -> MemoryNote:
         rel = self.vault.relpath(path)

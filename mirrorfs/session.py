@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from mirrorfs import export, storage
+from mirrorfs import export, ignore, storage
 from mirrorfs import messages as msgs
 from mirrorfs import note as notes
 from mirrorfs.clock import isoformat as _iso
@@ -328,7 +328,7 @@ class Sessions:
 
     def paths(self) -> Iterator[Path]:
         if self.folder.is_dir():
-            yield from sorted(self.folder.glob("*/*.md"))
+            yield from ignore.inside(self.vault.root, sorted(self.folder.glob("*/*.md")))
 
     def load(self, ref: str) -> Session:
         """A session by id (file stem), unique id prefix, or path."""
@@ -337,7 +337,7 @@ class Sessions:
             raise NotFoundError("no session id given")
         if ref.endswith(".md") or "/" in ref:
             return Session(self.vault, self._session_file(ref))
-        exact = [p for p in self.folder.glob(f"*/{ref}.md")] if self.folder.is_dir() else []
+        exact = ignore.inside(self.vault.root, self.folder.glob(f"*/{ref}.md")) if self.folder.is_dir() else []
         if exact:
             return Session(self.vault, exact[0])
         private = self.ephemeral_folder / f"{ref}.md"

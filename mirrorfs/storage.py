@@ -189,6 +189,7 @@ class Store:
         self.lock_dir = Path(lock_dir)
         self.lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.root = None if root is None else Path(root)
+        self._root_id = _identity(self.root) if self.root is not None else None
         self.before_swap = before_swap
         self.on_write = on_write
 
@@ -402,15 +403,24 @@ class Store:
         with contextlib.suppress(FileNotFoundError):
             os.rename(tmp, target)
 
+    def root_present(self) -> bool:
+        """False when the vault folder is gone, or another folder stands in its place
+        (the empty mount point an unmounted drive leaves behind)."""
+        return self.root is None or _identity(self.root) in (self._root_id, None) and self.root.is_dir()
+
+    def adopt_root(self) -> None:
+        """Take the folder now at *root* as the vault (a restored copy, a remounted drive)."""
+        self._root_id = _identity(self.root) if self.root is not None else None
+
     def _make_parent(self, path: Path) -> None:
         """Create the folders a note needs, but never the vault folder itself or above it."""
         parent = path.parent
+        if self.root is not None and not self.root_present():
+            raise VaultMissingError(
+                f"the vault folder {self.root} is gone (moved, deleted or unmounted); nothing was written")
         if parent.is_dir():
             return
         if self.root is not None:
-            if not self.root.is_dir():
-                raise VaultMissingError(
-                    f"the vault folder {self.root} is gone (moved, deleted or unmounted); nothing was written")
             try:
                 parent.relative_to(self.root)
             except ValueError:
@@ -426,6 +436,14 @@ def _sha_of(path: Path) -> str | None:
         return sha256(read_regular(path))
     except (OSError, UnreadableNoteError):
         return None
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _check_content(path: Path, data: bytes) -> None:

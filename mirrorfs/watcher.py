@@ -71,6 +71,7 @@ class WatcherStatus:
     overflows: int
     batches: int
     last_batch_at: float | None
+    vault_missing: bool = False  # the folder vanished or was unmounted: paused until it is back
 
 
 def _watched_dir(rel: str) -> bool:
@@ -241,6 +242,7 @@ class Watcher:
                 overflows=self._overflows,
                 batches=self._batches,
                 last_batch_at=self._last_batch_at,
+                vault_missing=self._root_down,
             )
 
     # ------------------------------------------------------------ observer side
