@@ -161,11 +161,22 @@ def _load(vault: "Vault", path: Path) -> BridgeNote:
 
 
 def write_bridge_note(vault: "Vault", text: str, to: str | Iterable[str] | None = ALL, title: str | None = None,
-                      sender: str | None = None) -> BridgeNote:
-    """Write `bridge/<slug>.md` from *sender* (default: this instance) to *to*."""
+                      sender: str | None = None, known_only: bool = False) -> BridgeNote:
+    """Write `bridge/<slug>.md` from *sender* (default: this instance) to *to*.
+
+    With *known_only*, every recipient must be `all`, `human` or an instance
+    with a card (a person's typo, `--to tablet`, is refused, nothing written).
+    """
     if not text or not text.strip():
         raise InvalidValueError("a bridge note needs some text")
     recipients = normalise_to(to)
+    if known_only:
+        known = [c.name for c in vault.instances.list()]
+        for name in recipients:
+            if name not in (ALL, HUMAN) and name not in known:
+                raise InvalidValueError(
+                    f"there is no instance {name!r} in this vault (instances: {', '.join(known) or 'none yet'}); "
+                    "address the note to one of them, to human or to all; nothing was written")
     who = _sender(sender, vault)
     title = " ".join((title or title_from_text(text)).split())
     created = timestamp()

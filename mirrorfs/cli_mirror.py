@@ -6,7 +6,7 @@ import click
 
 from mirrorfs import bridge as bridge_mod
 from mirrorfs import reflections as refl
-from mirrorfs.cli_base import json_option, output, pass_vault, read_text_arg
+from mirrorfs.cli_base import State, json_option, output, pass_vault, read_text_arg
 from mirrorfs.clock import now as local_now
 from mirrorfs.vault import Vault
 
@@ -122,8 +122,8 @@ def intend_cmd(vault: Vault, text: str | None, clear: bool, done_n: int | None, 
 
 @click.group("bridge", invoke_without_command=True)
 @json_option
-@pass_vault
-def bridge_cmd(vault: Vault, as_json: bool) -> None:
+@click.pass_context
+def bridge_cmd(ctx: click.Context, as_json: bool) -> None:
     """The human bridge: every instance's status and intentions, open conflicts
     and unanswered bridge notes, side by side.
 
@@ -138,10 +138,9 @@ def bridge_cmd(vault: Vault, as_json: bool) -> None:
       mirrorfs --instance phone bridge answer book-the-ryokan "Booked for 31 March"
       mirrorfs bridge list --all
     """
-    ctx = click.get_current_context()
     if ctx.invoked_subcommand is not None:
-        return
-    overview = bridge_mod.bridge_overview(vault)
+        return  # the subcommand opens the vault (its --help needs none)
+    overview = bridge_mod.bridge_overview(ctx.find_object(State).vault)
     output(overview, as_json, bridge_mod.format_overview)
 
 
@@ -165,7 +164,8 @@ def bridge_write(vault: Vault, text: str, to: tuple[str, ...], title: str | None
       mirrorfs --instance laptop bridge write "Which glaze colours?" --to human --as laptop
     """
     names = [name for value in to for name in value.replace(",", " ").split()]
-    b = bridge_mod.write_bridge_note(vault, read_text_arg(text), to=names, title=title, sender=sender)
+    b = bridge_mod.write_bridge_note(vault, read_text_arg(text), to=names, title=title, sender=sender,
+                                     known_only=True)
     output(b.to_dict(), as_json, lambda d: d["path"])
 
 
