@@ -109,7 +109,8 @@ def choose_session(vault: "Vault", text: str, session: "Session | str | None" = 
     return vault.sessions.create(name, previous=previous.id if previous else None), True
 
 
-def _cost(completion: Completion, notes: list[str]) -> float | None:
+def cost_of(completion: Completion, notes: list[str]) -> float | None:
+    """The estimated USD cost of ``completion`` (None when unknown; a broken prices.yaml is a note)."""
     try:
         return pricing.cost(completion.usage, completion.model, completion.provider)
     except ProviderConfigError as exc:
@@ -117,7 +118,8 @@ def _cost(completion: Completion, notes: list[str]) -> float | None:
         return None
 
 
-def _open(provider: "Provider | str | None", settings: dict) -> tuple["Provider", bool]:
+def open_provider(provider: "Provider | str | None", settings: dict) -> tuple["Provider", bool]:
+    """(the provider to use, whether the caller must close it): ``provider`` itself, or one made by name."""
     if provider is not None and not isinstance(provider, str):
         return provider, False
     return providers.get_provider(provider, **{k: v for k, v in settings.items() if v is not None}), True
@@ -143,7 +145,7 @@ def _keep_partial(session: Session, text: str, usage_so_far: Usage | None, messa
         usage_so_far = Usage(tokens.estimate_messages(messages, model), tokens.estimate_text(text, model),
                              estimated=True)
     partial = Completion(text, None, model or "?", provider_name, usage_so_far)
-    meta = _answer_meta(partial, _cost(partial, notes), question, bundle, None, None)
+    meta = _answer_meta(partial, cost_of(partial, notes), question, bundle, None, None)
     meta.update(interrupted=True, interrupt_reason=reason)
     return session.add_message("assistant", text, **meta)
 
@@ -163,7 +165,7 @@ def ask_stream(vault: "Vault", text: str, *, session: "Session | str | None" = N
     question = SessionLog(vault).append("user", text, session=target.id).message
     yield AskEvent("saved", session=target, message=question)
     notes: list[str] = []
-    llm, owned = _open(provider, {"model": model, "base_url": base_url, "profile": profile})
+    llm, owned = open_provider(provider, {"model": model, "base_url": base_url, "profile": profile})
     try:
         extra = list(pinned) + ([patterns.pattern_source(vault, pattern)] if pattern is not None else [])
         bundle = context_mod.build_context(vault, query=text, strategy=strategy, budget_tokens=budget_tokens,
@@ -193,7 +195,7 @@ def ask_stream(vault: "Vault", text: str, *, session: "Session | str | None" = N
             raise ProviderError(f"{llm.settings.provider}: the stream ended without a result",
                                 provider=llm.settings.provider)
         parsed = markers.parse(completion.text, pattern.name, patterns.glyphs(vault)) if pattern else None
-        cost = _cost(completion, notes)
+        cost = cost_of(completion, notes)
         content = parsed.response if parsed is not None else completion.text
         answer = None
         if content.strip():
