@@ -31,8 +31,10 @@ from mirrorfs.errors import InvalidValueError, ProviderConfigError, ProviderErro
 from mirrorfs.llm import Completion, Usage
 from mirrorfs.messages import Message
 from mirrorfs.session import Session
+from mirrorfs.overview import soul_name
 from mirrorfs.session_log import SessionLog
 from mirrorfs.slug import title_from_text
+from mirrorfs.storage import sha256
 
 if TYPE_CHECKING:
     from mirrorfs.context import ContextBundle
@@ -78,6 +80,14 @@ class AskEvent:
     message: Message | None = None
     bundle: "ContextBundle | None" = None
     result: AskResult | None = None
+
+
+def pattern_source(vault: "Vault", pattern: patterns.Pattern) -> Source:
+    """A reflective pattern's instructions as a pinned context item."""
+    text = patterns.instructions(pattern, soul_name(vault))
+    return Source("pattern", pattern.path, sha256(text.encode("utf-8")), pattern.title, text,
+                  why=f"pinned: the reflective pattern {pattern.name} ({pattern.source})",
+                  meta={"pattern": pattern.name})
 
 
 def _own(vault: "Vault", ref: "Session | str") -> Session:
@@ -167,7 +177,7 @@ def ask_stream(vault: "Vault", text: str, *, session: "Session | str | None" = N
     notes: list[str] = []
     llm, owned = open_provider(provider, {"model": model, "base_url": base_url, "profile": profile})
     try:
-        extra = list(pinned) + ([patterns.pattern_source(vault, pattern)] if pattern is not None else [])
+        extra = list(pinned) + ([pattern_source(vault, pattern)] if pattern is not None else [])
         bundle = context_mod.build_context(vault, query=text, strategy=strategy, budget_tokens=budget_tokens,
                                            session=target, include_locked=include_locked, message=text,
                                            provider=llm, model=model or llm.settings.model,
@@ -249,7 +259,7 @@ def dry_run(vault: "Vault", text: str, *, session: "Session | str | None" = None
         settings = None
         notes.append(f"no provider: {exc}")
     target = None if new else (_own(vault, session) if session is not None else latest_session(vault))
-    extra = list(pinned) + ([patterns.pattern_source(vault, pattern)] if pattern is not None else [])
+    extra = list(pinned) + ([pattern_source(vault, pattern)] if pattern is not None else [])
     bundle = context_mod.build_context(vault, query=text, strategy=strategy, budget_tokens=budget_tokens,
                                        session=target, include_locked=include_locked, message=text,
                                        model=model or (settings.model if settings else None), pinned=extra)

@@ -34,8 +34,7 @@ from typing import Any
 from mirrorfs import __version__, overview
 from mirrorfs.errors import MirrorfsError
 from mirrorfs.mcp_calls import Toolbox, note_uri, uri_path
-from mirrorfs.mcp_tools import (FALLBACK_INSTANCE, NOTE_TEMPLATE, PROMPTS, RESOURCES, ToolError,
-                                instance_name_for)
+from mirrorfs.mcp_tools import FALLBACK_INSTANCE, NOTE_TEMPLATE, RESOURCES, ToolError, instance_name_for
 from mirrorfs.note_events import NoteEvents
 from mirrorfs.vault import CONFIG_FILE, ENV_VAULT, Vault, check_instance_name, find_root, load_config
 
@@ -206,7 +205,7 @@ class Connection:
 
     def early_result(self, method: str) -> Any:
         return {"ping": {}, "tools/list": {"tools": self.toolbox.definitions()},
-                "prompts/list": {"prompts": PROMPTS}, "resources/list": {"resources": RESOURCES},
+                "prompts/list": {"prompts": self.toolbox.prompts()}, "resources/list": {"resources": RESOURCES},
                 "resources/templates/list": {"resourceTemplates": [NOTE_TEMPLATE]}}[method]
 
     # -- the vault as this client's instance -------------------------------------------------
@@ -359,7 +358,7 @@ def build_sdk_server(conn: Connection):
         return await listen(ctx, params)
 
     async def list_prompts(ctx, params):
-        return types.ListPromptsResult(prompts=[types.Prompt.model_validate(p) for p in PROMPTS])
+        return types.ListPromptsResult(prompts=[types.Prompt.model_validate(p) for p in tb.prompts()])
 
     async def get_prompt(ctx, params):
         try:

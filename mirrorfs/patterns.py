@@ -18,11 +18,9 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Iterable
 
 from mirrorfs import note as notes
-from mirrorfs.context_sources import Source
 from mirrorfs.errors import InvalidValueError, MirrorfsError, NotFoundError
 from mirrorfs.layout import PATTERNS_DIR
 from mirrorfs.markers import GLYPHS
-from mirrorfs.overview import soul_name
 from mirrorfs.slug import slugify
 from mirrorfs.storage import sha256
 
@@ -180,22 +178,15 @@ def suggest(vault: "Vault", text: str, known: dict[str, Pattern] | None = None) 
     return best, f"{best.name}: the input mentions {quoted} (its cues)"
 
 
-def instructions(vault: "Vault", pattern: Pattern) -> str:
-    """The pattern's template filled in, followed by the shared conventions (markers and glyphs)."""
-    body = (pattern.template.replace("{{name}}", soul_name(vault)).replace("{{glyph}}", pattern.glyph)
+def instructions(pattern: Pattern, name: str) -> str:
+    """The pattern's template filled in for the AI called ``name``, then the shared conventions
+    (uncertainty markers and glyphs)."""
+    body = (pattern.template.replace("{{name}}", name).replace("{{glyph}}", pattern.glyph)
             .replace("{{style}}", pattern.style))
     start = f"- Begin with the glyph {pattern.glyph} of this pattern.\n" if pattern.glyph else ""
     head = f"## Reflective pattern: {pattern.title}" + (f" {pattern.glyph}" if pattern.glyph else "")
     style = f"\n\nStyle: {pattern.style}." if pattern.style else ""
     return f"{head}{style}\n\n{body}\n\n{CONVENTIONS.format(start=start)}"
-
-
-def pattern_source(vault: "Vault", pattern: Pattern) -> Source:
-    """The pattern's instructions as a pinned context item."""
-    text = instructions(vault, pattern)
-    return Source("pattern", pattern.path, sha256(text.encode("utf-8")), pattern.title, text,
-                  why=f"pinned: the reflective pattern {pattern.name} ({pattern.source})",
-                  meta={"pattern": pattern.name})
 
 
 def glyphs(vault: "Vault", known: dict[str, Pattern] | None = None) -> dict[str, str]:

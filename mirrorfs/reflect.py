@@ -27,7 +27,7 @@ from mirrorfs import patterns as patterns_mod
 from mirrorfs import note as notes
 from mirrorfs.clock import timestamp
 from mirrorfs.context_sources import Source, shown
-from mirrorfs.conversation import choose_session, cost_of, open_provider
+from mirrorfs.conversation import choose_session, cost_of, open_provider, pattern_source
 from mirrorfs.errors import InvalidValueError, MirrorfsError, ProviderError
 from mirrorfs.layout import INSIGHTS_DIR
 from mirrorfs.llm import Completion, Usage
@@ -212,7 +212,7 @@ def reflect(vault: "Vault", text: str, *, patterns: str | Sequence[str] = patter
 
     try:
         for p in chain:
-            pinned = [patterns_mod.pattern_source(vault, p)]
+            pinned = [pattern_source(vault, p)]
             if blend == "sequential" and result.steps:
                 pinned.append(earlier_source(result.steps))
             bundle = context(pinned)
@@ -266,6 +266,6 @@ def pattern_prompt(vault: "Vault", pattern: patterns_mod.Pattern, text: str, ses
     (the MCP prompts): the context the builder makes, then the text."""
     bundle = context_mod.build_context(vault, query=text, strategy="relevant", budget_tokens=budget_tokens,
                                        session=session, message=text,
-                                       pinned=[patterns_mod.pattern_source(vault, pattern)])
+                                       pinned=[pattern_source(vault, pattern)])
     system = next((m["content"] for m in bundle.messages() if m["role"] == "system"), "")
     return f"{system}\n\n---\n\n{shown(vault, text, False)}"
