@@ -147,7 +147,7 @@ def _answer_meta(completion: Completion, cost: float | None, question: Message, 
 
 def _keep_partial(session: Session, text: str, usage_so_far: Usage | None, messages: list[dict],
                   model: str | None, provider_name: str, question: Message, bundle: "ContextBundle",
-                  reason: str, notes: list[str]) -> Message | None:
+                  reason: str, notes: list[str], sealed: bool) -> Message | None:
     """The partial reply, marked interrupted (None when nothing had arrived)."""
     if not text.strip():
         return None
@@ -157,7 +157,7 @@ def _keep_partial(session: Session, text: str, usage_so_far: Usage | None, messa
     partial = Completion(text, None, model or "?", provider_name, usage_so_far)
     meta = _answer_meta(partial, cost_of(partial, notes), question, bundle, None, None)
     meta.update(interrupted=True, interrupt_reason=reason)
-    return session.add_message("assistant", text, **meta)
+    return session.add_message("assistant", text, secret=sealed, **meta)
 
 
 def ask_stream(vault: "Vault", text: str, *, session: "Session | str | None" = None, new: bool = False,
@@ -195,11 +195,12 @@ def ask_stream(vault: "Vault", text: str, *, session: "Session | str | None" = N
                     completion = event.completion
         except StreamInterruptedError as exc:
             _keep_partial(target, exc.partial_text or "".join(pieces), exc.usage, messages,
-                          model or llm.settings.model, llm.settings.provider, question, bundle, str(exc), notes)
+                          model or llm.settings.model, llm.settings.provider, question, bundle, str(exc), notes,
+                          include_locked)
             raise
         except (GeneratorExit, KeyboardInterrupt):
             _keep_partial(target, "".join(pieces), None, messages, model or llm.settings.model,
-                          llm.settings.provider, question, bundle, "stopped by the user", notes)
+                          llm.settings.provider, question, bundle, "stopped by the user", notes, include_locked)
             raise
         if completion is None:
             raise ProviderError(f"{llm.settings.provider}: the stream ended without a result",
@@ -209,7 +210,8 @@ def ask_stream(vault: "Vault", text: str, *, session: "Session | str | None" = N
         content = parsed.response if parsed is not None else completion.text
         answer = None
         if content.strip():
-            answer = target.add_message("assistant", content,
+            # A reply to a prompt with locked sections may repeat them: it is stored sealed.
+            answer = target.add_message("assistant", content, secret=include_locked,
                                         **_answer_meta(completion, cost, question, bundle, pattern, parsed))
         else:
             notes.append("the provider sent an empty reply; nothing was added to the session")

@@ -105,6 +105,13 @@ def load(vault: "Vault", session: "Session") -> Summary | None:
     return Summary(summary_path(session), sha256(data), note.body.strip(), dict(note.meta))
 
 
+def _covered(summary: Summary, stored: Sequence["Message"], ids: list[str]) -> int:
+    """How many of the turns ``ids`` the summary covers (0 when it no longer matches the session)."""
+    if summary.through in ids and source_sha256(stored, summary.through) == summary.meta.get("source_sha256"):
+        return ids.index(summary.through) + 1
+    return 0
+
+
 @dataclass
 class Plan:
     """What the context shows of a long session: the summary (if any) and ``turns[covered:]``."""
@@ -116,15 +123,16 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
-def _boundary(turns: Sequence[Turn], start: int, room: int, cost: Callable[[str], int]) -> int:
-    """The first index of a tail that fits in ``room`` and starts on a user turn (>= start + 1)."""
-    used, b = 0, len(turns)
-    while b > start + 1 and used + cost(turns[b - 1].text) <= room:
-        used += cost(turns[b - 1].text)
-        b -= 1
-    while b < len(turns) and turns[b].role != "user":
-        b += 1
-    return max(b, start + 1)
+def _boundary(turns: Sequence[Turn], start: int, tail_room: int, room: int, cost: Callable[[str], int]) -> int:
+    """Where the verbatim tail starts after a fold: on a user turn after ``start``, the longest tail
+    within ``tail_room``, else the shortest within ``room``; ``len(turns)`` when none fits."""
+    users = [i for i in range(start + 1, len(turns)) if turns[i].role == "user"]
+    costs = {i: sum(cost(t.text) for t in turns[i:]) for i in users}
+    within = [i for i in users if costs[i] <= tail_room]
+    if within:
+        return within[0]
+    within = [i for i in users if costs[i] <= room]
+    return within[-1] if within else len(turns)
 
 
 def _fold_messages(vault: "Vault", existing: str | None, fold: Sequence[Turn], words: int) -> list[dict]:
@@ -142,14 +150,17 @@ def _cost_usd(completion) -> float | None:
 
 
 def _write(vault: "Vault", session: "Session", old: Summary | None, text: str, through: str, count: int,
-           digest: str, completion) -> Summary:
+           digest: str, completion, stale: Summary | None = None) -> Summary:
+    """Write the new summary over ``old`` (compare-and-swap), or as a new note; a ``stale`` note (one
+    that no longer matches the session) goes to the trash first, so a person's edits are never lost."""
     path = summary_path(session)
     calls = usage.message_metadata(completion.usage, completion.model, completion.provider, _cost_usd(completion))
-    meta_calls = {**calls, "calls": 1}
+    before = (old or stale).meta if (old or stale) else {}
     values = {"source_sha256": digest, "through": through, "messages": count, "model": completion.model,
-              "provider": completion.provider,
-              "summary_calls": int((old.meta.get("summary_calls") if old else 0) or 0) + 1,
-              **usage.running_totals(old.meta if old else {}, meta_calls)}
+              "provider": completion.provider, "summary_calls": int(before.get("summary_calls") or 0) + 1,
+              **usage.running_totals(before, {**calls, "calls": 1})}
+    if stale is not None:
+        vault.trash(stale.path)
     body = text.strip() + "\n"
     if old is None:
         now = timestamp()
@@ -182,12 +193,13 @@ def plan(vault: "Vault", session: "Session", turns: Sequence[Turn], room: int, c
     turn's text in the prompt.
     """
     stored = session.get_messages()
-    existing = load(vault, session)
+    ids = [t.id for t in turns]
+    # The note on disk and, when it still matches the session, the summary to build on.
+    on_disk = existing = load(vault, session)
     covered, out = 0, Plan(None, 0)
     if existing is not None:
-        ids = [t.id for t in turns]
-        if existing.through in ids and source_sha256(stored, existing.through) == existing.meta.get("source_sha256"):
-            covered = ids.index(existing.through) + 1
+        covered = _covered(existing, stored, ids)
+        if covered:
             out.summary, out.covered = existing, covered
         else:
             out.notes.append(f"{existing.path} no longer matches the session (a summarised message changed or "
@@ -197,9 +209,7 @@ def plan(vault: "Vault", session: "Session", turns: Sequence[Turn], room: int, c
     if shown_cost <= room:
         out.reused = existing is not None
         return out
-    b = _boundary(turns, covered, int(room * TAIL_SHARE), cost)
-    if b <= covered or b > len(turns):
-        return out
+    b = _boundary(turns, covered, int(room * TAIL_SHARE), room, cost)
     if provider is None:
         out.notes.append(f"{b - covered} older messages would be folded into {summary_path(session)} by the "
                          "provider; no provider here (a dry run), so only the newest turns that fit are shown")
@@ -212,13 +222,14 @@ def plan(vault: "Vault", session: "Session", turns: Sequence[Turn], room: int, c
     digest = source_sha256(stored, through)
     count = next((i for i, m in enumerate(stored, 1) if m.id == through), len(stored))
     try:
-        made = _write(vault, session, existing, completion.text, through, count, digest or "", completion)
+        made = _write(vault, session, existing, completion.text, through, count, digest or "", completion,
+                      stale=on_disk if existing is None else None)
     except ConflictError:
         # Another instance (or a person) wrote the note meanwhile: theirs is as good, and is kept.
         again = load(vault, session)
         out.notes.append(f"{summary_path(session)} was written by someone else meanwhile; it is used as it is")
-        if again is not None and again.through in [t.id for t in turns]:
-            out.summary, out.covered = again, [t.id for t in turns].index(again.through) + 1
+        if again is not None and _covered(again, stored, ids):
+            out.summary, out.covered = again, _covered(again, stored, ids)
         return out
     out.summary, out.covered, out.made = made, b, True
     return out
