@@ -240,7 +240,7 @@ def chat_cmd(vault: Vault, provider, model, base_url, profile, strategy, budget,
     llm = providers.get_provider(kwargs.pop("provider"), **{k: v for k, v in settings.items() if v is not None})
     kwargs["model"] = settings["model"]
     name = soul_name(vault)
-    stdin = click.get_text_stream("stdin")
+    stdin = sys.stdin
     with llm:
         if not as_json:
             how = f" · pattern {chosen.glyph} {chosen.name}".rstrip() if chosen else ""

@@ -173,18 +173,27 @@ def recall_method(vault: "Vault") -> str:
     return str(method or "lexical")
 
 
-def or_query(text: str) -> str | None:
-    """The words of ``text`` joined by OR (lowercase, so none is an operator), or None."""
+def query_words(text: str, min_length: int = 1) -> list[str]:
+    """The words of a question as search terms: lowercase (so none is an operator), without the
+    punctuation a question carries (`tea?` would be a wildcard), each once."""
     words: list[str] = []
     for w in _WORD.findall(text.lower()):
-        if len(w) >= _MIN_QUERY_WORD and w not in words:
+        if len(w) >= min_length and w not in words:
             words.append(w)
-    return " OR ".join(words[:_MAX_QUERY_WORDS]) or None
+    return words[:_MAX_QUERY_WORDS]
+
+
+def or_query(text: str) -> str | None:
+    """The words of ``text`` joined by OR, or None."""
+    return " OR ".join(query_words(text, _MIN_QUERY_WORD)) or None
 
 
 def _memory_sources(vault: "Vault", query: str, limit: int) -> list[Source]:
+    words = query_words(query)
+    if not words:
+        return []
     out = []
-    for hit in lookup.recall(vault, query, limit=limit)["hits"]:
+    for hit in lookup.recall(vault, " ".join(words), limit=limit)["hits"]:
         try:
             note, snap = vault.read(hit["path"])
         except MirrorfsError:

@@ -242,9 +242,9 @@ class DryRun:
 
     def to_dict(self) -> dict[str, Any]:
         s = self.settings
-        return {"dry_run": True, "provider": s.provider if s else None, "model": s.model if s else None,
-                "session": self.session.id if self.session else None, "notes": self.notes,
-                **self.bundle.to_dict()}
+        data = self.bundle.to_dict()
+        return {"dry_run": True, "provider": s.provider if s else None, **data, "model": s.model if s else data["model"],
+                "notes": self.notes + data["notes"]}
 
 
 def dry_run(vault: "Vault", text: str, *, session: "Session | str | None" = None, new: bool = False,
