@@ -16,7 +16,7 @@ from typing import Any, Callable
 import click
 
 from mirrorfs import context as context_mod
-from mirrorfs import conversation, patterns, providers, usage
+from mirrorfs import conversation, patterns, usage
 from mirrorfs.cli_base import json_option, output, pass_vault, passphrase_file_option, read_text_arg, unlock_vault
 from mirrorfs.errors import ProviderError, StreamInterruptedError
 from mirrorfs.markers import ADVICE
@@ -237,7 +237,7 @@ def chat_cmd(vault: Vault, provider, model, base_url, profile, strategy, budget,
     kwargs = _ask_kwargs(provider, model, base_url, profile, strategy, budget, session_id, new, include_locked,
                          max_tokens)
     settings = {k: kwargs.pop(k) for k in ("model", "base_url", "profile")}
-    llm = providers.get_provider(kwargs.pop("provider"), **{k: v for k, v in settings.items() if v is not None})
+    llm, _ = conversation.open_provider(kwargs.pop("provider"), settings)
     kwargs["model"] = settings["model"]
     name = soul_name(vault)
     stdin = sys.stdin

@@ -106,7 +106,8 @@ def activity(vault: "Vault", days: float = ACTIVITY_DAYS, limit: int = ACTIVITY_
     """What the other instances (and people) did in the last ``days``: their cards and the latest
     reflections, newest first, with their age. Reads reflections without marking them read."""
     now = now or local_now()
-    cards = [c for c in vault.instances.list(now=now) if c.name != vault.instance and c.state != "gone"]
+    # Gone instances too: what they said they would do is still worth knowing.
+    cards = [c for c in vault.instances.list(now=now) if c.name != vault.instance]
     found = vault.reflections(since=now - dt.timedelta(days=days))
     if not cards and not found:
         return None

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from mirrorfs import context as context_mod
-from mirrorfs import markers, patterns, pricing, providers, tokens, usage
+from mirrorfs import markers, patterns, pricing, tokens, usage
 from mirrorfs.context_sources import Source
 from mirrorfs.errors import InvalidValueError, ProviderConfigError, ProviderError, StreamInterruptedError
 from mirrorfs.llm import Completion, Usage
@@ -132,7 +132,17 @@ def open_provider(provider: "Provider | str | None", settings: dict) -> tuple["P
     """(the provider to use, whether the caller must close it): ``provider`` itself, or one made by name."""
     if provider is not None and not isinstance(provider, str):
         return provider, False
+    providers = _providers()
     return providers.get_provider(provider, **{k: v for k, v in settings.items() if v is not None}), True
+
+
+def _providers():
+    """mirrorfs.providers, imported on first use: it needs httpx (the `ai` extra), which a dry run does not."""
+    try:
+        from mirrorfs import providers
+    except ImportError as exc:
+        raise ProviderConfigError(f"the providers need the ai extra: pip install 'mirrorfs[ai]' ({exc})") from None
+    return providers
 
 
 def _answer_meta(completion: Completion, cost: float | None, question: Message, bundle: "ContextBundle",
@@ -251,11 +261,12 @@ def dry_run(vault: "Vault", text: str, *, session: "Session | str | None" = None
             provider: str | None = None, model: str | None = None, base_url: str | None = None,
             profile: str | None = None, strategy: str = DEFAULT_STRATEGY,
             budget_tokens: int = context_mod.DEFAULT_BUDGET, include_locked: bool = False,
-            pattern: patterns.Pattern | None = None, pinned: Iterable[Source] = ()) -> DryRun:
+            pattern: patterns.Pattern | None = None, pinned: Iterable[Source] = (),
+            activity_days: float | None = None) -> DryRun:
     """The exact messages `ask` would send, item by item, without a call or a write."""
     notes: list[str] = []
     try:
-        settings = providers.resolve_settings(provider, model=model, base_url=base_url, profile=profile,
+        settings = _providers().resolve_settings(provider, model=model, base_url=base_url, profile=profile,
                                               require_key=False)
     except ProviderConfigError as exc:
         settings = None
@@ -264,5 +275,6 @@ def dry_run(vault: "Vault", text: str, *, session: "Session | str | None" = None
     extra = list(pinned) + ([pattern_source(vault, pattern)] if pattern is not None else [])
     bundle = context_mod.build_context(vault, query=text, strategy=strategy, budget_tokens=budget_tokens,
                                        session=target, include_locked=include_locked, message=text,
-                                       model=model or (settings.model if settings else None), pinned=extra)
+                                       model=model or (settings.model if settings else None), pinned=extra,
+                                       **({"activity_days": activity_days} if activity_days else {}))
     return DryRun(bundle, settings, target, notes)
