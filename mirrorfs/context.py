@@ -22,6 +22,7 @@ passed ``include_locked=True``.
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -236,9 +237,9 @@ class _Builder:
                                  text, role=t.role, meta={"message_id": t.id, "instance": t.instance,
                                                           "time": t.time.isoformat()}))
 
-    def relevant(self, query: str, room: int, avoid: Iterable[str], skip_path: str | None) -> None:
+    def relevant(self, found: "Future", room: int, avoid: Iterable[str], skip_path: str | None) -> None:
         try:
-            found = sources.relevant(self.vault, query)
+            found = found.result()
         except MirrorfsError as exc:
             self.notes.append(f"recall failed, nothing relevant added: {exc}")
             return
@@ -314,9 +315,20 @@ def build_context(vault: "Vault", query: str | None = None, strategy: str = "rec
     _check(vault, strategy, budget_tokens, include_locked)
     model = model or (provider.settings.model if provider is not None else None)
     target = _session(vault, session)
+    question = (query or message or "").strip()
+    # Recall waits on the index (the watcher's, usually) while the pinned items read the vault: overlap them.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mirrorfs-recall") as pool:
+        found = pool.submit(sources.relevant, vault, question) if question and strategy != "recent" else None
+        return _build(vault, strategy, budget_tokens, target, include_locked, message, model, provider, exclude,
+                      activity_days, pinned, question, found)
+
+
+def _build(vault: "Vault", strategy: str, budget_tokens: int, target: "Session | None", include_locked: bool,
+           message: str | None, model: str | None, provider: "Provider | None", exclude: Iterable[str],
+           activity_days: float, pinned: Iterable[sources.Source], question: str,
+           found: "Future | None") -> ContextBundle:
     budget = Budget(budget_tokens, model)
     b = _Builder(vault, budget, include_locked)
-    question = (query or message or "").strip()
     tail: list[ContextItem] = []
     if message is not None:
         text = sources.shown(vault, message, include_locked)
@@ -331,26 +343,27 @@ def build_context(vault: "Vault", query: str | None = None, strategy: str = "rec
     for extra in pinned:
         b.pinned(extra, PINNED_SHARE)
     excluded = frozenset(exclude)
-    turns = sources.turns(vault, target, include_locked, excluded)
-    total = len(target.get_messages()) if target is not None else 0
+    stored = target.get_messages() if target is not None else []
+    turns = sources.turns(vault, target, include_locked, excluded, stored)
+    total = len(stored)
     avoid = [message] if message else []
     if strategy == "recent":
         b.turns(turns, total)
     elif strategy == "relevant":
-        if question:
-            b.relevant(question, int(budget.left * RELEVANT_SHARE), avoid + [t.text for t in turns],
+        if found is not None:
+            b.relevant(found, int(budget.left * RELEVANT_SHARE), avoid + [t.text for t in turns],
                        target.relpath if target is not None else None)
         else:
             b.notes.append("relevant needs a query or a message: nothing was recalled")
         b.turns(turns, total)
     else:
         if target is not None and turns:
-            locked = turns if not include_locked else sources.turns(vault, target, False, excluded)
+            locked = turns if not include_locked else sources.turns(vault, target, False, excluded, stored)
             room = int(budget.left * (RELEVANT_SHARE if question else 1.0))
             turns = b.summarized(target, turns, locked, provider, room)
             b.turns(turns, total, room=room - sum(i.tokens for i in b.system if i.kind == "summary"))
-        if question and budget.left > 40:
-            b.relevant(question, budget.left, avoid + [t.text for t in turns],
+        if found is not None and budget.left > 40:
+            b.relevant(found, budget.left, avoid + [t.text for t in turns],
                        target.relpath if target is not None else None)
     bundle = ContextBundle(vault.instance, strategy, question or None, budget_tokens, model,
                            b.system + b.history + tail, b.skipped, b.notes,

@@ -42,8 +42,16 @@ RECALL_LIMIT = 8
 NEAR_DUPLICATE = 0.6
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Words of three letters or more make the OR-query over messages (shorter ones are mostly noise).
-_MIN_QUERY_WORD = 3
+_MIN_QUERY_WORD = 2
 _MAX_QUERY_WORDS = 16
+# Words a question is made of rather than about: matching them finds everything, slowly.
+_FUNCTION_WORDS = frozenset("""
+a about above after again all also am an and any are as at be because been before being below between both but
+by can could did do does doing down during each few for from further had has have having he her here hers him his
+how i if in into is it its just me more most my no nor not now of off on once only or other our out over own same
+she should so some such than that the their them then there these they this those through to too under until up
+very was we were what when where which while who whom why will with would you your yours tell know think please
+""".split())
 
 
 def shown(vault: "Vault", text: str, include_locked: bool) -> str:
@@ -143,12 +151,13 @@ class Turn:
 
 
 def turns(vault: "Vault", session: "Session | None", include_locked: bool,
-          exclude: frozenset[str] = frozenset()) -> list[Turn]:
-    """The user and assistant messages of ``session`` (others' roles are not conversation turns)."""
+          exclude: frozenset[str] = frozenset(), messages: "list[msgs.Message] | None" = None) -> list[Turn]:
+    """The user and assistant messages of ``session`` (others' roles are not conversation turns);
+    ``messages`` when the caller has read them already."""
     if session is None:
         return []
     out = []
-    for i, m in enumerate(session.get_messages()):
+    for i, m in enumerate(session.get_messages() if messages is None else messages):
         if m.role not in ("user", "assistant") or m.id in exclude:
             continue
         text = shown(vault, m.content, include_locked).strip()
@@ -176,12 +185,14 @@ def recall_method(vault: "Vault") -> str:
 
 def query_words(text: str, min_length: int = 1) -> list[str]:
     """The words of a question as search terms: lowercase (so none is an operator), without the
-    punctuation a question carries (`tea?` would be a wildcard), each once."""
+    punctuation a question carries (`tea?` would be a wildcard) and, when anything else is left,
+    without function words (what, did, about...), each once."""
     words: list[str] = []
     for w in _WORD.findall(text.lower()):
         if len(w) >= min_length and w not in words:
             words.append(w)
-    return words[:_MAX_QUERY_WORDS]
+    content = [w for w in words if w not in _FUNCTION_WORDS]
+    return (content or words)[:_MAX_QUERY_WORDS]
 
 
 def or_query(text: str) -> str | None:
@@ -189,53 +200,50 @@ def or_query(text: str) -> str | None:
     return " OR ".join(query_words(text, _MIN_QUERY_WORD)) or None
 
 
-def _memory_sources(vault: "Vault", query: str, limit: int) -> list[Source]:
-    words = query_words(query)
-    if not words:
-        return []
+def _memory_sources(vault: "Vault", hits: list[dict], limit: int) -> list[Source]:
+    found = [h for h in hits if h.get("doc") == "note" and h.get("type") == "memory"][:limit]
+    best = max((float(h.get("score") or 0) for h in found), default=0.0) or 1.0
     out = []
-    for hit in lookup.recall(vault, " ".join(words), limit=limit)["hits"]:
+    for hit in found:
         try:
             note, snap = vault.read(hit["path"])
         except MirrorfsError:
             continue
+        score = round(float(hit.get("score") or 0) / best, 4)
         title = str(note.meta.get("title") or hit.get("title") or hit["path"])
         when = local_minute(note.meta.get("updated") or note.meta.get("created")) if note.meta else "?"
-        out.append(Source("memory", hit["path"], snap.sha, title, note.body, score=float(hit.get("score") or 0),
-                          why=f"relevant: recall score {float(hit.get('score') or 0):.2f}",
+        out.append(Source("memory", hit["path"], snap.sha, title, note.body, score=score,
+                          why=f"relevant: memory, score {score:.2f}",
                           meta={"updated": when, "instance": note.meta.get("instance")}))
     return out
 
 
-def _message_sources(vault: "Vault", query: str, limit: int) -> list[Source]:
-    q = or_query(query)
-    if q is None:
-        return []
-    try:
-        hits = lookup.search(vault, q, types=["message"], limit=limit)["hits"]
-    except QueryError:
-        return []
+def _message_sources(vault: "Vault", hits: list[dict], limit: int) -> list[Source]:
+    hits = hits[:limit]
     best = max((float(h.get("score") or 0) for h in hits), default=0.0) or 1.0
-    parsed: dict[str, tuple[str | None, list[msgs.Message]]] = {}
+    files: dict[str, tuple[str | None, str, list[msgs.Block]]] = {}
     out = []
     for hit in hits:
         path = hit.get("path")
-        if path not in parsed:
+        if path not in files:
             try:
                 data = notes.read_bytes(vault.root / path)
-                parsed[path] = (sha256(data), msgs.parse(notes.parse(data, path).body)[1])
+                body = notes.parse(data, path).body
+                files[path] = (sha256(data), body, msgs.blocks(body))
             except (MirrorfsError, OSError):
-                parsed[path] = (None, [])
-        digest, found = parsed[path]
-        at = next((i for i, m in enumerate(found) if m.id == hit.get("message_id")), None)
+                files[path] = (None, "", [])
+        digest, body, blocks = files[path]
+        at = next((i for i, b in enumerate(blocks) if b.id == hit.get("message_id")), None)
         if at is None:
             continue
-        pair = [found[at]]
+        m = msgs.message_of(body, blocks[at])
+        pair = [m]
         # A question is worth little without its answer.
-        if found[at].role == "user" and at + 1 < len(found) and found[at + 1].role == "assistant":
-            pair.append(found[at + 1])
+        if m.role == "user" and at + 1 < len(blocks):
+            answer = msgs.message_of(body, blocks[at + 1])
+            if answer.role == "assistant":
+                pair.append(answer)
         score = round(0.8 * float(hit.get("score") or 0) / best, 4)
-        m = found[at]
         out.append(Source("message", path, digest, str(hit.get("session_title") or hit.get("session") or path),
                           "\n\n".join(f"{p.role}: {p.content.strip()}" for p in pair), score=score,
                           why=f"relevant: {m.role} message by {m.instance} in another conversation, "
@@ -246,8 +254,25 @@ def _message_sources(vault: "Vault", query: str, limit: int) -> list[Source]:
 
 
 def lexical(vault: "Vault", query: str, limit: int) -> list[Source]:
-    """BM25 recall over memories and a search over every instance's messages, best first."""
-    found = _memory_sources(vault, query, limit) + _message_sources(vault, query, limit)
+    """BM25 over the memory notes and over every instance's messages for the question's words (any
+    of them), through the running watcher when there is one; best first, memories before messages
+    among equals.
+
+    Two searches: the notes unfiltered (a type filter costs the index more than the search; the
+    memory notes are picked from the hits) and the messages alone (among all notes they would
+    rank last, their texts being short). Recency does not weigh in (yet): a semantic or hybrid
+    recaller may do better.
+    """
+    q = or_query(query)
+    if q is None:
+        return []
+    try:
+        notes_hits = lookup.search(vault, q, limit=limit * 4)["hits"]
+        # The type in the query, not as a filter: the index intersects it faster than it filters.
+        message_hits = lookup.search(vault, f"({q}) AND type:message", limit=limit)["hits"]
+    except QueryError:
+        return []
+    found = _memory_sources(vault, notes_hits, limit) + _message_sources(vault, message_hits, limit)
     found.sort(key=lambda s: s.score or 0.0, reverse=True)
     return found
 

@@ -91,7 +91,7 @@ def test_dry_run_needs_no_key_writes_nothing_and_equals_context(run):
     assert re.fullmatch(r"   1\. soul +\d+ tok  SOUL\.md", lines[4])
     assert lines[5] == "        pinned: who you are (SOUL.md)"
     memory = lines.index(next(x for x in lines if "memory/green-tea.md" in x))
-    assert lines[memory + 1].startswith("        relevant: recall score ")
+    assert lines[memory + 1].startswith("        relevant: memory, score ")
     assert "Messages exactly as they would be sent:" in lines
     assert lines[-2:] == ["--- user ---", "What about tea?"]
     assert "Sam drinks green tea in the morning" in r.stdout
