@@ -9,6 +9,8 @@ correct it in Obsidian (the next fold starts from their text). When the
 session has grown past what the budget can show, the turns after ``through``
 are folded into the summary by one more call; the tail shown verbatim is cut
 to about a third of the space so the next few turns fit without another call.
+A note that no longer matches (a summarised message was edited) goes to the
+vault's trash before a new one is made, so nothing a person wrote is lost.
 
 Summaries are made from what a locked vault shows (secret sections as
 placeholders), whatever the caller asked for: the note is clear text.
