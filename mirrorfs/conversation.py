@@ -6,7 +6,8 @@ context (mirrorfs.context), streams the reply and appends it with the model,
 provider, usage and estimated cost in the message's metadata; the session's
 front matter keeps running totals. Events, in order:
 
-* ``saved`` — the user's message is in the file (``session``, ``message``);
+* ``saved`` — the user's message is in the file (``session``, ``message``); the
+  context was read just before, so it does not wait for a watcher indexing the write;
 * ``context`` — the bundle that is sent (``bundle``);
 * ``text`` — a piece of the reply (``text``), as it arrives;
 * ``done`` — the `AskResult` (``result``).
@@ -182,16 +183,27 @@ def ask_stream(vault: "Vault", text: str, *, session: "Session | str | None" = N
     if strategy not in context_mod.STRATEGIES:
         raise InvalidValueError(f"unknown strategy {strategy!r}: use one of {', '.join(context_mod.STRATEGIES)}")
     target, _ = choose_session(vault, text, session, new, title)
-    question = SessionLog(vault).append("user", text, session=target.id).message
-    yield AskEvent("saved", session=target, message=question)
+    log = SessionLog(vault)
     notes: list[str] = []
-    llm, owned = open_provider(provider, {"model": model, "base_url": base_url, "profile": profile})
+    llm, owned = None, False
     try:
+        llm, owned = open_provider(provider, {"model": model, "base_url": base_url, "profile": profile})
         extra = list(pinned) + ([pattern_source(vault, pattern)] if pattern is not None else [])
+        # Read before the user's message is written: a running watcher indexing that write would
+        # hold up the searches the context needs. The message is still in the file before the call.
         bundle = context_mod.build_context(vault, query=text, strategy=strategy, budget_tokens=budget_tokens,
                                            session=target, include_locked=include_locked, message=text,
-                                           provider=llm, model=model or llm.settings.model,
-                                           exclude=[question.id], pinned=extra)
+                                           provider=llm, model=model or llm.settings.model, pinned=extra)
+    except BaseException:
+        # No provider, no key, a failed summary, Ctrl-C: the message is kept all the same.
+        question = log.append("user", text, session=target.id).message
+        if owned:
+            llm.close()
+        yield AskEvent("saved", session=target, message=question)
+        raise
+    question = log.append("user", text, session=target.id).message
+    yield AskEvent("saved", session=target, message=question)
+    try:
         yield AskEvent("context", bundle=bundle)
         messages = bundle.messages()
         pieces: list[str] = []

@@ -6,7 +6,7 @@ import pytest
 
 from fake_llm import FakeLLM, anthropic_stream, openai_error, openai_stream
 from mirrorfs import pricing, tokens, usage
-from mirrorfs.errors import InvalidValueError, ProviderAuthError, StreamInterruptedError
+from mirrorfs.errors import InvalidValueError, ProviderAuthError, ProviderConfigError, StreamInterruptedError
 from mirrorfs.llm import Usage
 from mirrorfs.vault import Vault
 
@@ -158,3 +158,12 @@ def test_unknown_prices_are_unknown_and_the_usage_report_groups(vault, fake):
     assert keys["gpt-4o-mini-2024-07-18"]["calls"] == 2 and keys["gpt-4o-mini-2024-07-18"]["estimated_cost_usd"] > 0
     assert by_model["total"]["estimated_cost_usd"] is None and by_model["total"]["calls"] == 3
     assert usage.vault_usage(vault, since="2999-01-01")["rows"] == []
+
+
+def test_no_key_is_one_line_and_the_message_is_kept(vault):
+    with pytest.raises(ProviderConfigError) as caught:
+        vault.ask("Are you there?", provider="anthropic")
+    assert str(caught.value) == ("no API key for anthropic: set ANTHROPIC_API_KEY or the OS keyring entry "
+                                 "mirrorfs-provider/anthropic")
+    (s,) = vault.sessions.list(instance="laptop")
+    assert [m.content for m in s.get_messages()] == ["Are you there?"]
