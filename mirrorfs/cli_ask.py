@@ -118,7 +118,7 @@ def _dry_text(run: conversation.DryRun) -> str:
              f"budget {b.budget_tokens} · {b.used_tokens} tokens (estimated)", "",
              "Items, in the order they are sent:"]
     for n, item in enumerate(b.items, 1):
-        where = item.path or ("(your message)" if item.kind == "message" else
+        where = item.path or ("(your message)" if item.kind == "input" else
                               "(this session)" if item.kind == "turn" else f"({item.title})")
         lines.append(f"{n:>4}. {item.kind:<9} {item.tokens:>5} tok  {where}")
         lines.append(f"        {item.why}")

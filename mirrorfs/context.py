@@ -11,8 +11,8 @@ SOUL.md and what the other instances did lately. Then, by strategy:
 * ``summarized`` — the session's older turns as a summary note (see
   mirrorfs.summaries), its newest turns verbatim, then what is relevant.
 
-The message being answered (``message``) is the last item and counts in the
-budget. Tokens are estimated as UTF-8 bytes / 4 plus per-message overhead,
+The message being answered (``message``) is the last item (kind ``input``) and
+counts in the budget. Tokens are estimated as UTF-8 bytes / 4 plus per-message overhead,
 calibrated per model by the usage providers reported (mirrorfs.tokens); the
 rendered messages never exceed ``budget_tokens`` by that estimate. Locked
 sections appear as placeholders unless the vault is unlocked and the caller
@@ -43,6 +43,8 @@ MIN_BUDGET = 50
 SOUL_SHARE = 0.5
 ACTIVITY_SHARE = 0.2
 PINNED_SHARE = 0.3
+# Less room than this is not worth an item's header.
+MIN_ITEM = 40
 # Of what is left after the pinned items, recall may take this much (the session's turns the rest).
 RELEVANT_SHARE = 0.6
 _CUT = " …"
@@ -246,7 +248,11 @@ class _Builder:
         kept = [sources.shingles(t) for t in avoid]
         per_item = max(80, room // 3)
         used = 0
-        for s in found:
+        for n, s in enumerate(found):
+            if room - used < MIN_ITEM:
+                self.skipped.append({"kind": "relevant", "path": None, "title": "",
+                                     "reason": f"{len(found) - n} more relevant items did not fit"})
+                break
             if s.kind == "message" and skip_path and s.path == skip_path:
                 continue  # this session: its own turns (or their summary) are shown already
             text = sources.shown(self.vault, s.text, self.include_locked).strip()
@@ -336,7 +342,7 @@ def _build(vault: "Vault", strategy: str, budget_tokens: int, target: "Session |
         if not budget.take(cost):
             raise InvalidValueError(f"the message alone is about {cost} tokens, over the budget of {budget_tokens}; "
                                     "give a larger budget")
-        tail.append(ContextItem("message", None, sha256(text.encode("utf-8")), cost, None,
+        tail.append(ContextItem("input", None, sha256(text.encode("utf-8")), cost, None,
                                 "the message being answered", text, role="user"))
     b.pinned(sources.soul(vault, include_locked), SOUL_SHARE)
     b.pinned(sources.activity(vault, days=activity_days), ACTIVITY_SHARE)

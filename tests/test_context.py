@@ -51,7 +51,7 @@ def test_pinned_first_then_recent_turns_starting_on_a_user_turn(vault):
     chat(s, 12)
     bundle = vault.context(strategy="recent", budget_tokens=900, session=s, message="And now?")
     kinds = bundle.kinds()
-    assert kinds[:2] == ["soul", "activity"] and kinds[-1] == "message"
+    assert kinds[:2] == ["soul", "activity"] and kinds[-1] == "input"
     turns = [i for i in bundle.items if i.kind == "turn"]
     assert turns and turns[0].role == "user" and turns[-1].meta["message_id"] == s.get_messages()[-1].id
     assert len(turns) < 24 and bundle.skipped[-1]["reason"].endswith("older messages of this session did not fit")
@@ -76,7 +76,7 @@ def test_every_budget_is_kept(vault, strategy):
         bundle = build_context(vault, query="lighthouse keeper fog", strategy=strategy, budget_tokens=budget,
                                session=s, message="What about the fog?")
         assert bundle.used_tokens <= budget, (strategy, budget, bundle.used_tokens)
-        assert bundle.kinds()[-1] == "message"
+        assert bundle.kinds()[-1] == "input"
         turns = [i for i in bundle.items if i.kind == "turn"]
         assert not turns or turns[0].role == "user"
 
