@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 NOTE_PREFIX = "mirrorfs://note/"
 PATTERN_PROMPT = "reflect_"
+MAX_PATTERN_PROMPTS = 24  # prompts/list stays small whatever a vault keeps in patterns/
 
 
 def _jsonable(value: Any) -> Any:
@@ -202,7 +203,7 @@ class Toolbox:
                   "description": f"Reflect on a text with the {p.name} pattern" + (f": {p.style}" if p.style else ""),
                   "arguments": [{"name": "text", "description": "what to reflect on", "required": True}]}
                  for p in patterns.load(self.vault).values()]
-        return PROMPTS + found
+        return PROMPTS + found[:MAX_PATTERN_PROMPTS]
 
     def prompt(self, name: str, arguments: dict | None) -> tuple[str, str]:
         """(description, user message text) of a prompt."""

@@ -1,7 +1,8 @@
 """Reflective patterns as Markdown notes: `patterns/<name>.md` in the vault, or a built-in.
 
-A pattern note has front matter ``type: pattern``, ``name`` (else the file
-name), ``glyph``, ``style``, optionally ``title``, ``compose_with`` (patterns
+A pattern note has front matter ``type: pattern`` (or none), ``name`` (else the
+file name), ``glyph``, ``style`` — at least one of these three, which tells a
+reflective pattern from other notes a person keeps in patterns/ — optionally ``title``, ``compose_with`` (patterns
 to run after it when it is chosen alone) and ``cues`` (words and phrases that
 make `suggest` pick it); its body is the instruction template, where
 ``{{name}}`` (the AI's name), ``{{glyph}}`` and ``{{style}}`` are filled in.
@@ -12,6 +13,7 @@ that name: a person overrides one, or adds a new one, by saving a file.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -96,16 +98,34 @@ def _from_note(data: bytes, relpath: str | None, stem: str) -> Pattern | None:
                    cues=tuple(c.lower() for c in _strings(meta.get("cues"))), path=relpath, sha256=sha256(data))
 
 
+@functools.lru_cache(maxsize=1)
+def _shipped() -> tuple[Pattern, ...]:
+    folder = resources.files("mirrorfs.templates").joinpath("patterns")
+    return tuple(p for p in (_from_note(folder.joinpath(f"{n}.md").read_bytes(), None, n) for n in BUILTIN) if p)
+
+
 def builtins() -> dict[str, Pattern]:
     """The shipped patterns, by name."""
-    folder = resources.files("mirrorfs.templates").joinpath("patterns")
-    found = {}
-    for name in BUILTIN:
-        data = folder.joinpath(f"{name}.md").read_bytes()
-        p = _from_note(data, None, name)
-        if p is not None:
-            found[p.name] = p
-    return found
+    return {p.name: p for p in _shipped()}
+
+
+# Notes read before, by path: (mtime_ns, size, the pattern or None). A long-running entrance (the MCP
+# server lists prompts often) then reads only what changed.
+_seen: dict[str, tuple[int, int, Pattern | None]] = {}
+
+
+def _vault_pattern(path, rel: str) -> Pattern | None:
+    """The reflective pattern in ``path``, or None for a note that is not one: a pattern declares at
+    least one of ``name``, ``glyph`` and ``style`` (other notes in patterns/ describe other patterns)."""
+    st = path.stat()
+    cached = _seen.get(str(path))
+    if cached is not None and cached[:2] == (st.st_mtime_ns, st.st_size):
+        return cached[2]
+    meta = notes.read_front_matter(path)
+    declared = meta.get("type") in (None, "pattern") and any(meta.get(k) for k in ("name", "glyph", "style"))
+    p = _from_note(notes.read_bytes(path), rel, path.stem) if declared else None
+    _seen[str(path)] = (st.st_mtime_ns, st.st_size, p)
+    return p
 
 
 def load(vault: "Vault", problems: list[str] | None = None) -> dict[str, Pattern]:
@@ -118,7 +138,7 @@ def load(vault: "Vault", problems: list[str] | None = None) -> dict[str, Pattern
     for path in sorted(folder.glob("*.md")) if folder.is_dir() else []:
         rel = vault.relpath(path)
         try:
-            p = _from_note(notes.read_bytes(path), rel, path.stem)
+            p = _vault_pattern(path, rel)
         except (MirrorfsError, OSError) as exc:
             if problems is not None:
                 problems.append(f"{rel}: {exc}")

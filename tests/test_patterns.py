@@ -213,3 +213,15 @@ def test_mcp_prompts_for_every_pattern(vault):
         tb.prompt("reflect_socratic", {})
     result = tb.call("memory_context", {"query": "Porto", "strategy": "relevant", "budget_tokens": 300})
     assert not result.is_error and result.data["used_tokens"] <= 300 and result.data["items"][0]["kind"] == "soul"
+
+
+def test_other_notes_in_patterns_are_not_reflective_patterns_and_prompts_stay_bounded(sample_vault):
+    from mirrorfs.vault import Vault
+
+    vault = Vault.open(sample_vault, instance="laptop")
+    # The sample's note about a habit of Sam's (type pattern, no name, glyph or style) is not one.
+    assert sorted(patterns.load(vault)) == sorted(patterns.BUILTIN)
+    for i in range(40):
+        (sample_vault / "patterns" / f"p{i}.md").write_text(f"---\ntype: pattern\nglyph: ⚙\n---\n\nStep {i}.\n")
+    assert len(patterns.load(vault)) == 44
+    assert len(Toolbox(vault).prompts()) == 1 + 24
