@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--pieces", type=int, default=50)
     parser.add_argument("--work", default="/var/tmp", help="where the copy goes")
+    parser.add_argument("--pause", type=float, default=1.5, help="seconds between two asks (a person typing)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="mirrorfs-bench-context-", dir=args.work))
@@ -224,13 +225,16 @@ def main() -> None:
                     if i >= 5:
                         bare_times.append(b)
                         ours_times.append(o)
+                    # A person reads the reply and types the next message: the watcher has indexed the
+                    # reply by then. Back to back, the next context's searches would wait for that indexing.
+                    time.sleep(args.pause)
         print(f"\nfirst streamed token through a running watcher, {args.runs} runs, fake OpenAI server on "
               f"127.0.0.1, {args.pieces} pieces per reply:")
         print(line("bare httpx streaming POST (same prompt)", bare_times))
-        print(line("vault.ask_stream (strategy relevant)", ours_times))
+        print(line(f"vault.ask_stream (strategy relevant, {args.pause:g} s apart)", ours_times))
         extra = pct(ours_times, 0.5) - pct(bare_times, 0.5)
         print(f"  mirrorfs adds {extra * 1e3:.1f} ms at p50 (ratio {pct(ours_times, 0.5) / pct(bare_times, 0.5):.1f}x):"
-              " the user's message written (fsync), the context built, the provider layer")
+              " the context built, the user's message written (fsync), the provider layer")
     finally:
         if watch is not None:
             watch.send_signal(signal.SIGTERM)
