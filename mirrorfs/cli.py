@@ -43,6 +43,12 @@ COMMANDS = {
     "doctor": "mirrorfs.cli_crypto:doctor",
     "mcp": "mirrorfs.cli_mcp:mcp_cmd",
     "import": "mirrorfs.cli_import:import_cmd",
+    "ask": "mirrorfs.cli_ask:ask_cmd",
+    "chat": "mirrorfs.cli_ask:chat_cmd",
+    "context": "mirrorfs.cli_ask:context_cmd",
+    "usage": "mirrorfs.cli_ask:usage_cmd",
+    "patterns": "mirrorfs.cli_patterns:patterns_group",
+    "reflect": "mirrorfs.cli_patterns:reflect_cmd",
 }
 
 

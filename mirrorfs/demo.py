@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
 
+from mirrorfs import clock, conversation
 from mirrorfs.errors import MirrorfsError
 from mirrorfs.vault import Vault
 
@@ -85,6 +87,22 @@ def run(into: str | None = None, echo: Callable[[str], None] = print) -> Path:
     echo(f"   {len(reflections)} reflections, e.g.:")
     for r in reflections[-5:]:
         echo(f"   - {r.line()}")
+
+    say("Ask the AI — a dry run: what it would be given, with no API key and nothing sent")
+    question = "What did the phone plan for the Kyoto trip, and is the ryokan booked?"
+    # The sample was written in November 2026: look back far enough to see what the phone did then.
+    seen = [c.last_seen for c in cards if c.name != vault.instance and c.last_seen]
+    days = max(3, math.ceil((clock.now() - max(seen)).total_seconds() / 86400)) if seen else None
+    run_ = conversation.dry_run(vault, question, budget_tokens=1500, activity_days=days)
+    bundle = run_.bundle
+    echo(f'   mirrorfs ask "{question}" --dry-run')
+    echo(f"   {len(bundle.items)} items, {bundle.used_tokens} of {bundle.budget_tokens} tokens, in the order sent:")
+    for item in bundle.items:
+        where = item.path or item.title or "your message"
+        echo(f"   - {item.kind:<8} {item.tokens:>4} tok  {where}")
+        echo(f"     {item.why}")
+    echo("   (add --provider anthropic, openai or ollama without --dry-run to send it; `mirrorfs context` shows"
+         " the messages in full)")
 
     say("Remember something new: one Markdown file per memory")
     m = vault.remember(

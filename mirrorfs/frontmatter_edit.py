@@ -26,6 +26,10 @@ _SQ_KEY = re.compile(r"^(?P<key>'(?:[^']|'')*')[ \t]*:(?=[ \t]|\r?\n|$)")
 class _IndentlessDumper(yaml.SafeDumper):
     """Block lists with `- ` at the key's column, for notes already written that way."""
 
+    def ignore_aliases(self, data):
+        # `created` and `updated` are often one object: never `&id001` / `*id001` in a note.
+        return True
+
 
 class _Dumper(_IndentlessDumper):
     """Obsidian-style output: block lists indented by two spaces, ISO times with a T."""

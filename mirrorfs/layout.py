@@ -17,6 +17,9 @@ SESSIONS_DIR = "sessions"
 INSTANCES_DIR = "instances"
 BRIDGE_DIR = "bridge"
 PATTERNS_DIR = "patterns"
+# Derived notes the AI writes (docs/format.md): conversation summaries, saved pattern reflections.
+SUMMARIES_DIR = "summaries"
+INSIGHTS_DIR = "insights"
 # The folders `init` creates.
 FOLDERS = (MEMORY_DIR, SESSIONS_DIR, INSTANCES_DIR, BRIDGE_DIR, PATTERNS_DIR)
 

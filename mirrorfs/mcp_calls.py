@@ -14,10 +14,11 @@ import traceback
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from mirrorfs import context_basic, edits, lookup, overview
+from mirrorfs import edits, lookup, overview, patterns
 from mirrorfs.errors import MirrorfsError, StaleEditError
 from mirrorfs.mcp_tools import (
     NOTE_TEMPLATE,
+    PROMPTS,
     READ_LIMIT,
     RESULT_BYTES,
     TOOLS,
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from mirrorfs.vault import Vault
 
 NOTE_PREFIX = "mirrorfs://note/"
+PATTERN_PROMPT = "reflect_"
+MAX_PATTERN_PROMPTS = 24  # prompts/list stays small whatever a vault keeps in patterns/
 
 
 def _jsonable(value: Any) -> Any:
@@ -135,11 +138,24 @@ class Toolbox:
                                               f"continue with offset {end})" if end < len(body) else "")
         return ToolResult(data, clip(head + "\n\n" + text))
 
+    def _conversation(self):
+        """The session this client is logging to, else this instance's latest one (or None)."""
+        current = self.log.current
+        if current is not None and current.path.is_file():
+            return current
+        found = self.vault.sessions.list(instance=self.vault.instance, limit=1, include_ephemeral=False)
+        return found[0] if found else None
+
     def memory_context(self, query: str | None = None, strategy: str = "recent",
                        budget_tokens: int = 2000) -> ToolResult:
-        data = context_basic.build_context(self.vault, query=query, strategy=strategy, budget_tokens=budget_tokens)
-        text = "\n\n".join(f"## {s['title']} ({s['path']})\n\n{s['text']}" for s in data["sections"])
-        return ToolResult(bound(data, "sections"), clip(text or "nothing remembered yet"))
+        # Imported here: the context builder pulls in crypto and summaries, which the handshake must not wait for.
+        from mirrorfs.context import build_context
+
+        bundle = build_context(self.vault, query=query, strategy=strategy, budget_tokens=budget_tokens,
+                               session=self._conversation())
+        data = bundle.to_dict()
+        data.pop("messages")
+        return ToolResult(bound(data, "items"), clip(bundle.render() or "nothing remembered yet"))
 
     def mirror_status(self) -> ToolResult:
         data = overview.mirror_status(self.vault, mark_read=True)
@@ -195,19 +211,42 @@ class Toolbox:
             return "text/markdown", clip(_locked(note.text))
         raise ToolError(f"unknown resource {uri!r}; see resources/list and the template {NOTE_TEMPLATE['uriTemplate']}")
 
+    def prompts(self) -> list[dict]:
+        """The prompts: continue_conversation, and reflect_<name> for each reflective pattern."""
+        found = [{"name": PATTERN_PROMPT + p.name, "title": f"{p.glyph} {p.title}".strip(),
+                  "description": f"Reflect on a text with the {p.name} pattern" + (f": {p.style}" if p.style else ""),
+                  "arguments": [{"name": "text", "description": "what to reflect on", "required": True}]}
+                 for p in patterns.load(self.vault).values()]
+        return PROMPTS + found[:MAX_PATTERN_PROMPTS]
+
     def prompt(self, name: str, arguments: dict | None) -> tuple[str, str]:
         """(description, user message text) of a prompt."""
+        from mirrorfs.context import build_context
+
+        if name.startswith(PATTERN_PROMPT):
+            return self._pattern_prompt(name[len(PATTERN_PROMPT):], arguments)
         if name != "continue_conversation":
-            raise ToolError(f"unknown prompt {name!r}; the prompt is continue_conversation")
+            raise ToolError(f"unknown prompt {name!r}; see prompts/list")
         topic = ((arguments or {}).get("topic") or "").strip()
-        bundle = context_basic.build_context(self.vault, query=topic or None,
-                                             strategy="relevant" if topic else "recent", budget_tokens=2000)
-        remembered = "\n\n".join(f"## {s['title']} ({s['path']})\n\n{s['text']}" for s in bundle["sections"])
+        bundle = build_context(self.vault, query=topic or None, strategy="relevant" if topic else "recent",
+                               budget_tokens=2000, session=self._conversation())
+        remembered = bundle.render()
         about = f" about {topic}" if topic else ""
         text = (f"Continue our conversation{about}. This is what you remember (from mirrorfs):\n\n{remembered}\n\n"
                 "Call mirror_status to see what your other instances did, and session_log to keep this "
                 "conversation.")
         return f"Continue the conversation{about}", text
+
+
+    def _pattern_prompt(self, name: str, arguments: dict | None) -> tuple[str, str]:
+        from mirrorfs.reflect import pattern_prompt
+
+        pattern = patterns.get(self.vault, name)
+        text = ((arguments or {}).get("text") or "").strip()
+        if not text:
+            raise ToolError(f"the prompt {PATTERN_PROMPT}{pattern.name} needs the argument text")
+        return (f"Reflect with the {pattern.name} pattern",
+                pattern_prompt(self.vault, pattern, text, session=self._conversation()))
 
 
 def note_uri(relpath: str) -> str:

@@ -37,7 +37,6 @@ from mirrorfs.mcp_calls import Toolbox, note_uri
 from mirrorfs.mcp_tools import (
     FALLBACK_INSTANCE,
     NOTE_TEMPLATE,
-    PROMPTS,
     RESOURCES,
     ToolError,
     instance_name_for,
@@ -219,7 +218,7 @@ class Connection:
 
     def early_result(self, method: str) -> Any:
         return {"ping": {}, "tools/list": {"tools": self.toolbox.definitions()},
-                "prompts/list": {"prompts": PROMPTS}, "resources/list": {"resources": RESOURCES},
+                "prompts/list": {"prompts": self.toolbox.prompts()}, "resources/list": {"resources": RESOURCES},
                 "resources/templates/list": {"resourceTemplates": [NOTE_TEMPLATE]}}[method]
 
     # -- the vault as this client's instance -------------------------------------------------
@@ -376,7 +375,7 @@ def build_sdk_server(conn: Connection):
         return await listen(ctx, params)
 
     async def list_prompts(ctx, params):
-        return types.ListPromptsResult(prompts=[types.Prompt.model_validate(p) for p in PROMPTS])
+        return types.ListPromptsResult(prompts=[types.Prompt.model_validate(p) for p in tb.prompts()])
 
     async def get_prompt(ctx, params):
         try:

@@ -55,8 +55,9 @@ TOOLS: list[dict[str, Any]] = [
          "required": ["path"]},
      "annotations": _RO},
     {"name": "memory_context",
-     "description": "What to know before answering: SOUL.md, memories (recent, relevant to query, or summarized) "
-                    "and this instance's latest conversation, within budget_tokens.",
+     "description": "What to know before answering, within budget_tokens: SOUL.md, what your other instances did "
+                    "lately, then this conversation's latest messages (recent), memories and other conversations "
+                    "relevant to query (relevant), or a summary of older turns (summarized).",
      "inputSchema": {"type": "object", "properties": {
          "query": _STR,
          "strategy": {"type": "string", "enum": ["recent", "relevant", "summarized"], "default": "recent"},

@@ -36,7 +36,12 @@ except ImportError:  # pragma: no cover - older watchdog folds it into "modified
 # watchdog re-registers the inotify watch of a folder created twice in a row
 # (Syncthing does that for nested folders) and warns about it; the watch it
 # keeps is the right one, so the warning is only noise on `mirrorfs watch`.
-warnings.filterwarnings("ignore", message=r"Callback with id .* already exists for watch", category=RuntimeWarning)
+def quiet_warnings() -> None:
+    """Silence what is only noise on `mirrorfs watch` (also inside a test's own warning filters)."""
+    warnings.filterwarnings("ignore", message=r"Callback with id .* already exists for watch", category=RuntimeWarning)
+
+
+quiet_warnings()
 
 # Events worth waking up for; opened/closed-without-write events are noise (our
 # own reads produce them) and are kept out of the inotify mask altogether.

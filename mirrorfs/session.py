@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from mirrorfs import export, ignore, storage
+from mirrorfs import export, ignore, storage, usage
 from mirrorfs import messages as msgs
 from mirrorfs import note as notes
 from mirrorfs.clock import isoformat as _iso
@@ -169,6 +169,7 @@ class Session:
             values: dict[str, Any] = {}
             if isinstance(block_tokens, int):
                 values["tokens"] = int(note.meta.get("tokens") or 0) + block_tokens
+            values.update(usage.running_totals(note.meta, metadata))
             data = self.vault.stamp(note.with_body(body), **values).render()
             if len(data) > storage.MAX_NOTE_BYTES:
                 raise InvalidValueError(
@@ -181,6 +182,12 @@ class Session:
         if not self.ephemeral:
             self.vault.touched(self.relpath, "write")
         return msg
+
+    def get_token_usage(self) -> dict[str, Any]:
+        """Tokens and estimated cost of this session's AI calls (see mirrorfs.usage):
+        ``prompt_tokens``, ``completion_tokens``, ``total_tokens``, ``estimated_cost_usd``
+        (None when a model had no price: unknown, not 0), ``calls``, ``unpriced_calls``, ..."""
+        return usage.session_usage(self.get_messages())
 
     def add_tag(self, tag: str) -> None:
         tag = tag.lstrip("#")

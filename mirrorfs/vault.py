@@ -424,6 +424,34 @@ class Vault:
 
         return vault_reflections(self, since=since, mark_read=mark_read)
 
+    # -- the AI's context and conversations (mirrorfs.context, .conversation, .reflect) --
+
+    def context(self, query: str | None = None, strategy: str = "recent", budget_tokens: int = 2000,
+                session=None, include_locked: bool = False, **kwargs: Any):
+        """The items a prompt is made of, within *budget_tokens*; see mirrorfs.context.build_context."""
+        from mirrorfs.context import build_context
+
+        return build_context(self, query=query, strategy=strategy, budget_tokens=budget_tokens, session=session,
+                             include_locked=include_locked, **kwargs)
+
+    def ask(self, text: str, **kwargs: Any):
+        """Ask the AI in this instance's session and wait for the reply; see mirrorfs.conversation.ask."""
+        from mirrorfs.conversation import ask
+
+        return ask(self, text, **kwargs)
+
+    def ask_stream(self, text: str, **kwargs: Any):
+        """The reply as it streams (events); see mirrorfs.conversation.ask_stream."""
+        from mirrorfs.conversation import ask_stream
+
+        return ask_stream(self, text, **kwargs)
+
+    def reflect(self, text: str, **kwargs: Any):
+        """Reflect on *text* through reflective patterns; see mirrorfs.reflect.reflect."""
+        from mirrorfs.reflect import reflect
+
+        return reflect(self, text, **kwargs)
+
     def statistics(self) -> dict:
         """Counts over the vault (sessions, messages, per instance, type, kind, tag...)."""
         from mirrorfs import search

@@ -45,6 +45,9 @@ class Reply:
     chunks: list[bytes] = field(default_factory=list)
     framing: str = "chunked"  # "chunked" | "length" | "close"
     cut: bool = False
+    # Hold the rest of the body after this many chunks until the event is set (a stream in progress).
+    hold_after: int | None = None
+    hold: threading.Event | None = None
 
     def split(self, size: int) -> "Reply":
         """The same body re-chunked into pieces of ``size`` bytes (boundaries anywhere)."""
@@ -99,7 +102,10 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_header("Connection", "close")
         self.end_headers()
-        for chunk in reply.chunks:
+        for i, chunk in enumerate(reply.chunks):
+            if reply.hold is not None and i == reply.hold_after:
+                self.wfile.flush()
+                reply.hold.wait(30)
             if not chunk:
                 continue
             if reply.framing == "chunked":

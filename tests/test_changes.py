@@ -7,10 +7,10 @@ import hashlib
 import pytest
 
 from mirrorfs.changes import ADDED, DELETED, MODIFIED, MOVED, Change, Judge
-from mirrorfs.signatures import Fingerprint, Fingerprints
 from mirrorfs.moves import MoveHints
 from mirrorfs.noteread import ERROR, MISSING, PRESENT, UNSTABLE, Read
 from mirrorfs.settle import Scheduler, SettleTimes
+from mirrorfs.signatures import Fingerprint, Fingerprints
 
 TIMES = SettleTimes(settle=0.25, delete_grace=0.5, empty_grace=0.5, max_latency=4.0, max_attempts=3)
 

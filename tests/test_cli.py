@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -138,5 +137,7 @@ def test_demo_runs_on_a_copy_and_leaves_the_sample_untouched(tmp_path):
     assert r.exit_code == 0, r.output
     assert "== 1. Copy the sample vault" in r.output
     assert "+tier: working" in r.output
+    assert "Ask the AI — a dry run" in r.output and "pinned: who you are (SOUL.md)" in r.output
+    assert "memory/kyoto-trip-march-2027.md" in r.output  # what the AI would remember about the question
     assert snapshot_tree(SAMPLE_VAULT) == before
     assert (tmp_path / "demo" / "memory" / "demo-leaves-the-sample-untouched.md").is_file()

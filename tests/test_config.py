@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from conftest import snapshot_tree
 
 from mirrorfs import config
-from mirrorfs.errors import ConflictError, MirrorfsError, NoKeyError, UnsafeEditError, WrongPassphraseError
+from mirrorfs.errors import (
+    ConflictError,
+    MirrorfsError,
+    NoKeyError,
+    UnsafeEditError,
+    WrongPassphraseError,
+)
 from mirrorfs.keys import CONFIG_CHECK_KEY, CONFIG_SALT_KEY
 from mirrorfs.vault import Vault
-
-from conftest import snapshot_tree
 
 PASSPHRASE = "correct horse battery staple"
 

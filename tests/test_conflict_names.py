@@ -6,7 +6,13 @@ import datetime as dt
 
 import pytest
 
-from mirrorfs.conflict_names import SCHEMES, TOOLS, conflict_original, is_conflict_copy, parse_conflict_name
+from mirrorfs.conflict_names import (
+    SCHEMES,
+    TOOLS,
+    conflict_original,
+    is_conflict_copy,
+    parse_conflict_name,
+)
 
 # (copy, original, tool, device, time, number), as each tool writes them.
 REAL_NAMES = [

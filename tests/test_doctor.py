@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
+from conftest import snapshot_tree
 
 from mirrorfs import crypto, doctor
 from mirrorfs.cli import cli
 from mirrorfs.doctor import Problem
-
-from conftest import snapshot_tree
 
 # Written by the real Meld Encrypt plugin (passphrase "123"): the weak α form.
 MELD_ALPHA = "%%🔐α ad9FyiQKtZlfYuGi45HUc/XZ7sQ/MppzUEfR7k7+RQKPGD83 🔐%%"

@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 
 import pytest
+from syncthing import SyncthingPair
 
 from mirrorfs import conflicts, note
 from mirrorfs.vault import Vault
-from syncthing import SyncthingPair
 
 REPO = Path(__file__).resolve().parent.parent
 LINE_TIMEOUT = 30

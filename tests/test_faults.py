@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import snapshot_tree
+
 from mirrorfs.cli import cli
-from mirrorfs.vault import Vault
 
 
 @pytest.fixture

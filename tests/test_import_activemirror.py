@@ -10,8 +10,8 @@ import sqlite3
 import time
 
 import pytest
-
 from importing import FIXTURES, imported, vault_bytes
+
 from mirrorfs.errors import ImportPasswordError, LockedError
 from mirrorfs.import_sources import import_path
 from mirrorfs.session import link_target

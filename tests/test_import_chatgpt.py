@@ -6,6 +6,7 @@ import json
 import zipfile
 
 from importing import FIXTURES, imported, vault_bytes
+
 from mirrorfs.import_sources import import_path
 
 EXPORT = FIXTURES / "chatgpt" / "conversations.json"

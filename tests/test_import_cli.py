@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
-
 from importing import FIXTURES, vault_bytes, write_secret_file
+
 from mirrorfs.cli import cli
 
 CHATGPT = FIXTURES / "chatgpt" / "conversations.json"

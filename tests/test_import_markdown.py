@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from importing import vault_bytes
+
 from mirrorfs import import_markdown
 from mirrorfs.vault import Vault
 

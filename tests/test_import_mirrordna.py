@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from importing import imported, vault_bytes
+
 from mirrorfs.import_sources import import_path
 from mirrorfs.session import link_target
 from mirrorfs.vault import Vault

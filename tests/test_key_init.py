@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import snapshot_tree
 
 from mirrorfs import sealing
 from mirrorfs.cli import cli
 from mirrorfs.errors import InvalidValueError, NoKeyError
 from mirrorfs.keys import CONFIG_CHECK_KEY
 from mirrorfs.vault import Vault
-
-from conftest import snapshot_tree
 
 NO_KEY = ("Error: this vault has no passphrase yet, so nothing in it is encrypted; nothing was changed "
           "(`mirrorfs key init`, or the first secret you write, sets one)\n")

@@ -15,7 +15,6 @@ from mcp import Client, StdioServerParameters
 
 from mirrorfs import crypto
 from mirrorfs.storage import sha256
-from mirrorfs.vault import Vault
 
 MIRRORFS = Path(sys.executable).parent / "mirrorfs"
 TIMEOUT = 60
@@ -141,7 +140,8 @@ def test_remember_search_read_edit_log_status(vault):
             context = ok(await call(c, "memory_context", {"query": "tea", "strategy": "relevant",
                                                           "budget_tokens": 500}))
             assert context["used_tokens"] <= 500
-            assert [s["kind"] for s in context["sections"]][:2] == ["soul", "memory"]
+            kinds = [i["kind"] for i in context["items"]]
+            assert kinds[0] == "soul" and "memory" in kinds and "activity" in kinds  # laptop is another instance
             return first["session"]
 
     session_id = run(main())

@@ -6,9 +6,8 @@ import datetime as dt
 
 import pytest
 
-from mirrorfs import merge
+from mirrorfs import merge, note
 from mirrorfs import messages as msgs
-from mirrorfs import note
 from mirrorfs.errors import InvalidValueError
 from mirrorfs.merge import KEPT_BOTH, MERGED, NEEDS_PERSON, RESOLVED
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import hashlib
 
-from mirrorfs.signatures import Fingerprint, Fingerprints
 from mirrorfs.moves import EMPTY_SHA256, MoveHints, folder_moved, pair_hinted, twin
+from mirrorfs.signatures import Fingerprint, Fingerprints
 
 
 def sha(data: bytes) -> str:

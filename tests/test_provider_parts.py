@@ -6,8 +6,8 @@ import email.utils
 import json
 
 import pytest
-
 from fake_llm import FakeLLM, openai_completion
+
 from mirrorfs import pricing, sse, statefile, tokens
 from mirrorfs.errors import InvalidValueError, ProviderConfigError
 from mirrorfs.llm import Completion, Provider, ProviderSettings, StreamEvent, Usage

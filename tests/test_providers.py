@@ -10,7 +10,6 @@ import threading
 import traceback
 
 import pytest
-
 from fake_llm import (
     FakeLLM,
     Reply,
@@ -24,6 +23,7 @@ from fake_llm import (
     openai_error,
     openai_stream,
 )
+
 from mirrorfs import tokens
 from mirrorfs.errors import (
     ProviderAuthError,

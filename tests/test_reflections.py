@@ -13,7 +13,13 @@ import mirrorfs.cli_mirror  # noqa: F401  (registers the commands until cli.py i
 from mirrorfs import reflections as refl
 from mirrorfs.bridge import answer, write_bridge_note
 from mirrorfs.cli import cli
-from mirrorfs.reflections import Reflector, mark_read, record, reflect_change, vault_reflections
+from mirrorfs.reflections import (
+    Reflector,
+    mark_read,
+    record,
+    reflect_change,
+    vault_reflections,
+)
 from mirrorfs.vault import Vault
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from conftest import snapshot_tree
 
 from mirrorfs import crypto, rekey, sealing
 from mirrorfs.errors import LockedError, WrongPassphraseError
 from mirrorfs.keys import CONFIG_CHECK_KEY, CONFIG_SALT_KEY
 from mirrorfs.vault import Vault
-
-from conftest import snapshot_tree
 
 OLD = "the old passphrase"
 NEW = "the new passphrase"

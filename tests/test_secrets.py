@@ -16,14 +16,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import snapshot_tree
 
 from mirrorfs.cli import cli
 from mirrorfs.crypto import Keyring, find_sections
 from mirrorfs.daemon import WatchDaemon
 from mirrorfs.errors import LockedError
 from mirrorfs.vault import Vault
-
-from conftest import snapshot_tree
 
 PASSPHRASE = "correct horse battery staple"
 SECTION = re.compile(r"%%🔐β [A-Za-z0-9+/]+={0,2} 🔐%%")

@@ -4,13 +4,20 @@ with their memories (tests/recall_set.py)."""
 from __future__ import annotations
 
 import pytest
-
 from counting_embedder import CountingEmbedder
+from recall_set import (
+    DISTRACTORS,
+    FUNCTION_WORDS,
+    PAIRS,
+    PLANTED,
+    UNANSWERABLE,
+    exact_word_queries,
+)
+
 from mirrorfs import embedders, semantic
 from mirrorfs import search as search_mod
 from mirrorfs.errors import InvalidValueError
 from mirrorfs.index import Index
-from recall_set import DISTRACTORS, FUNCTION_WORDS, PAIRS, PLANTED, UNANSWERABLE, exact_word_queries
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-
 from syncthing import SyncthingError, SyncthingPair, syncthing_binary, syncthing_version
 
 CONFLICT_RE = re.compile(

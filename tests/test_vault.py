@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from conftest import mtimes, snapshot_tree
 
 from mirrorfs import Vault, note
 from mirrorfs.errors import (
@@ -16,8 +17,6 @@ from mirrorfs.errors import (
     VaultNotFoundError,
 )
 from mirrorfs.export import verify_mirrordna
-
-from conftest import mtimes, snapshot_tree
 
 
 def test_init_creates_layout_and_card(vault):

@@ -21,6 +21,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import editors
 import pytest
 
 from mirrorfs.ignore import iter_note_paths
@@ -34,7 +35,6 @@ from mirrorfs.watcher import (
     VaultUnavailableError,
     Watcher,
 )
-import editors
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT = 15.0
