@@ -19,7 +19,7 @@ from mirrorfs import recent as recent_log
 from mirrorfs import watch_client
 from mirrorfs.clock import aware_utc, from_unix, parse_time
 from mirrorfs.crypto import strip_sections
-from mirrorfs.errors import InvalidValueError, NotFoundError
+from mirrorfs.errors import InvalidValueError, NotFoundError, QueryError
 from mirrorfs.results import NoteInfo, ReconcileReport, SearchHit, SearchResults
 from mirrorfs.snippets import SNIPPET_CHARS, NoteTexts, lead
 
@@ -112,6 +112,17 @@ def _from_watcher(vault, op: str, args: dict) -> SearchResults | None:
     return SearchResults.from_reply(reply, args.get("query", ""))
 
 
+# A person's query is a few words; a megabyte of text took seconds to parse and held
+# the watcher up. `similar` takes long texts (it keeps their key terms only).
+MAX_QUERY_CHARS = 2000
+
+
+def check_query(query: str) -> None:
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryError(f"the query is {len(query):,} characters long; queries are limited to "
+                         f"{MAX_QUERY_CHARS:,} (for a long text, use `mirrorfs similar`)")
+
+
 def _listed(values: Iterable[str] | None) -> list[str] | None:
     return list(values) if values else None
 
@@ -133,6 +144,7 @@ def search(vault, query: str, types: Iterable[str] | None = None, sessions: bool
     pass: it applies every change as it happens), else here; *reconcile*
     False skips the freshness pass here. Raises QueryError for a malformed query.
     """
+    check_query(query)
     args = dict(query=query, types=_listed(types), sessions=sessions, limit=limit, tags=_listed(tags),
                 instances=_listed(instances), snippets=snippets, any_word=any_word)
     served = _from_watcher(vault, "search", args)
@@ -170,6 +182,7 @@ def recall(vault, query: str, limit: int = 10, half_life_days: float = 30.0,
     with w = *recency_weight* and age from `updated` (else `created`).
     Answered by the running watcher when there is one, else here.
     """
+    check_query(query)
     args = dict(query=query, limit=limit, half_life_days=half_life_days, recency_weight=recency_weight,
                 now=now.isoformat() if now is not None else None)
     served = _from_watcher(vault, "recall", args)

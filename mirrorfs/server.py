@@ -30,9 +30,28 @@ def socket_path(state_dir: Path) -> Path:
     return Path(watch_client.socket_path(state_dir))
 
 
+# One request is one line of JSON; a query is a few hundred bytes. A client
+# that sends more (or never ends its line) is refused, so it cannot hold a
+# handler thread or the index for long.
+MAX_REQUEST_BYTES = 64 * 1024
+REQUEST_TIMEOUT = 10.0
+
+
 class _RequestHandler(socketserver.StreamRequestHandler):
+    timeout = REQUEST_TIMEOUT  # a client that stalls mid-request is dropped
+
     def handle(self) -> None:
-        for line in self.rfile:
+        while True:
+            try:
+                line = self.rfile.readline(MAX_REQUEST_BYTES + 1)
+            except OSError:  # timed out or reset: nothing to answer
+                return
+            if not line:
+                return
+            if len(line) > MAX_REQUEST_BYTES and not line.endswith(b"\n"):
+                self._reply({"ok": False, "type": "QueryError",
+                             "error": f"request over {MAX_REQUEST_BYTES // 1024} KiB refused; queries are short"})
+                return
             if not line.strip():
                 continue
             try:
@@ -46,8 +65,16 @@ class _RequestHandler(socketserver.StreamRequestHandler):
                 reply = {"ok": False, "error": str(exc), "type": type(exc).__name__}
             except Exception as exc:  # the server must outlive one bad request
                 reply = {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}", "type": "MirrorfsError"}
+            if not self._reply(reply):
+                return
+
+    def _reply(self, reply: dict) -> bool:
+        try:
             self.wfile.write(json.dumps(reply, ensure_ascii=False, default=str).encode("utf-8") + b"\n")
             self.wfile.flush()
+            return True
+        except OSError:  # the client went away
+            return False
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):

@@ -134,3 +134,42 @@ def test_a_vault_moved_away_under_a_command_is_one_line(vault, tmp_path):
     assert done.returncode == 1
     assert done.stderr == f"Error: vault folder {vault.root} does not exist\n"
     assert not vault.root.exists()
+
+
+def test_one_huge_request_cannot_stall_the_watcher(vault):
+    import socket
+    import threading
+
+    from mirrorfs.daemon import WatchDaemon
+    from mirrorfs.errors import QueryError
+    from mirrorfs.watch_client import socket_path
+
+    vault.remember("Sam likes oolong tea", title="Tea")
+    d = WatchDaemon(vault, echo=lambda line: None, warn=lambda line: None)
+    d.start()
+    try:
+        assert d.wait_ready(30)
+        # A megabyte on one line is refused at once, and the connection closed.
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(10)
+            sock.connect(socket_path(vault.state_dir))
+            try:
+                sock.sendall(b'{"op": "search", "args": {"query": "' + b"x" * (1 << 20) + b'"}}\n')
+            except BrokenPipeError:
+                pass  # the watcher stopped reading once the line passed the limit
+            reply = sock.makefile("rb").readline()
+        assert b"request over 64 KiB refused" in reply
+        # A client that never finishes its line does not block the others.
+        stalled = socket.socket(socket.AF_UNIX)
+        stalled.connect(socket_path(vault.state_dir))
+        stalled.sendall(b'{"op": "search", ')
+        answers = []
+        t = threading.Thread(target=lambda: answers.append(vault.search("oolong")))
+        t.start()
+        t.join(10)
+        stalled.close()
+        assert [h.path for h in answers[0]] == ["memory/tea.md"] and answers[0].via == "watcher"
+        with pytest.raises(QueryError, match="queries are limited to 2,000"):
+            vault.search("tea " * 1000)
+    finally:
+        d.stop()
