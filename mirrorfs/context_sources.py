@@ -178,9 +178,10 @@ def register_recaller(name: str, recaller: Recaller) -> None:
 
 
 def recall_method(vault: "Vault") -> str:
+    """The vault's `context.recall` setting; else hybrid once this device has embeddings, else lexical."""
     settings = vault.config.get("context")
     method = settings.get("recall") if isinstance(settings, dict) else None
-    return str(method or "lexical")
+    return str(method or ("hybrid" if vault.has_embeddings() else "lexical"))
 
 
 def query_words(text: str, min_length: int = 1) -> list[str]:
@@ -267,9 +268,9 @@ def lexical(vault: "Vault", query: str, limit: int) -> list[Source]:
     if q is None:
         return []
     try:
-        notes_hits = lookup.search(vault, q, limit=limit * 4)["hits"]
+        notes_hits = lookup.search(vault, q, limit=limit * 4, mode="keyword")["hits"]
         # The type in the query, not as a filter: the index intersects it faster than it filters.
-        message_hits = lookup.search(vault, f"({q}) AND type:message", limit=limit)["hits"]
+        message_hits = lookup.search(vault, f"({q}) AND type:message", limit=limit, mode="keyword")["hits"]
     except QueryError:
         return []
     found = _memory_sources(vault, notes_hits, limit) + _message_sources(vault, message_hits, limit)
@@ -277,7 +278,21 @@ def lexical(vault: "Vault", query: str, limit: int) -> list[Source]:
     return found
 
 
+def hybrid(vault: "Vault", query: str, limit: int) -> list[Source]:
+    """What was meant, not only the words (docs/semantic.md): hybrid search over the memory notes
+    and over every instance's messages, each ranked by meaning and words fused; best first."""
+    try:
+        memory_hits = lookup.search(vault, query, types=["memory"], limit=limit, mode="hybrid")["hits"]
+        message_hits = lookup.search(vault, query, types=["message"], limit=limit, mode="hybrid")["hits"]
+    except QueryError:
+        return []
+    found = _memory_sources(vault, memory_hits, limit) + _message_sources(vault, message_hits, limit)
+    found.sort(key=lambda s: s.score or 0.0, reverse=True)
+    return found
+
+
 register_recaller("lexical", lexical)
+register_recaller("hybrid", hybrid)
 
 
 def relevant(vault: "Vault", query: str, limit: int = RECALL_LIMIT, method: str | None = None) -> list[Source]:

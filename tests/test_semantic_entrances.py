@@ -53,3 +53,13 @@ def test_mcp_memory_search_takes_the_same_modes(vault):
     assert strict.data["hits"] == []
     bad = tools.call("memory_search", {"query": QUESTION, "mode": "fuzzy"})
     assert bad.is_error and bad.text == "mode of memory_search must be one of keyword, semantic, hybrid (got 'fuzzy')"
+
+
+def test_the_context_builder_recalls_by_meaning_once_embeddings_exist(vault):
+    paths = _remember_all(vault)
+    before = vault.context(query=QUESTION, strategy="relevant", budget_tokens=2000)
+    assert paths[MEMORIES[0]] not in [item.path for item in before.items]  # no shared word
+    semantic.update(vault, None, embedders.get("local"))
+    after = vault.context(query=QUESTION, strategy="relevant", budget_tokens=2000)
+    memory = [item for item in after.items if item.kind == "memory"]
+    assert memory[0].path == paths[MEMORIES[0]] and memory[0].why.startswith("relevant: memory")
