@@ -395,6 +395,8 @@ def _after(value: Any, cutoff: dt.datetime) -> bool:
 def timed(me: str, rel: str, fp: dict, messages: dict, cutoff: dt.datetime, plain: bool) -> list[Reflection]:
     kind = fp.get("k", "note")
     title = fp.get("t", "")
+    if fp.get("starter"):
+        return []
     if fp.get("plain") or not (fp.get("c") or fp.get("b")):
         # Nothing signed it: a person's file (or mirrorfs's own template).
         when = _mtime(fp)

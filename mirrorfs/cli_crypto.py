@@ -47,8 +47,9 @@ def key() -> None:
 
 @key.command("init")
 @passphrase_file_option
+@json_option
 @pass_vault
-def key_init(vault, passphrase_file) -> None:
+def key_init(vault, passphrase_file, as_json: bool) -> None:
     """Set the passphrase of a vault that has none yet (a prompt asks twice).
 
     Without it nothing encrypted in the vault can be read again: keep it safe
@@ -62,14 +63,15 @@ def key_init(vault, passphrase_file) -> None:
     sealing.refuse_second_key(vault)  # before asking for a passphrase that would be refused
     passphrase, _ = find_passphrase(passphrase_file=passphrase_file, vault_id=vault.id, confirm=True)
     sealing.init_key(vault, passphrase)
-    click.echo("the vault's passphrase is set")
+    output({"key": "set"}, as_json, "the vault's passphrase is set")
 
 
 @click.command()
 @click.argument("paths", nargs=-1)
 @passphrase_file_option
+@json_option
 @pass_vault
-def seal(vault, paths, passphrase_file) -> None:
+def seal(vault, paths, passphrase_file, as_json: bool) -> None:
     """Encrypt the ```secret blocks in notes (default: every note of the vault).
 
     \b
@@ -79,9 +81,10 @@ def seal(vault, paths, passphrase_file) -> None:
     """
     unlock_vault(vault, passphrase_file)
     report = sealing.seal_notes(vault, paths)
-    _print_failures(report.failed)
+    if not as_json:
+        _print_failures(report.failed)
     failed = f", {len(report.failed)} failed" if report.failed else ""
-    click.echo(f"sealed {_plural(len(report.sealed), 'note')}{failed}")
+    output(report.to_dict(), as_json, f"sealed {_plural(len(report.sealed), 'note')}{failed}")
     if report.failed:
         click.get_current_context().exit(1)
 
@@ -89,8 +92,9 @@ def seal(vault, paths, passphrase_file) -> None:
 @click.command()
 @click.argument("path")
 @passphrase_file_option
+@json_option
 @pass_vault
-def reveal(vault, path: str, passphrase_file) -> None:
+def reveal(vault, path: str, passphrase_file, as_json: bool) -> None:
     """Print a note with its encrypted sections decrypted (to stdout only; nothing is written).
 
     \b
@@ -99,14 +103,18 @@ def reveal(vault, path: str, passphrase_file) -> None:
     """
     unlock_vault(vault, passphrase_file, create=False)
     shown = sealing.reveal(vault, path)
+    if as_json:
+        output({"path": vault.relpath(path), "text": shown}, True)
+        return
     click.echo(shown, nl=not shown.endswith("\n"))
 
 
 @click.command()
 @click.argument("path")
 @passphrase_file_option
+@json_option
 @pass_vault
-def edit(vault, path: str, passphrase_file) -> None:
+def edit(vault, path: str, passphrase_file, as_json: bool) -> None:
     """Edit a note with its sections decrypted in $EDITOR; what changed is sealed again.
 
     The decrypted copy lives in a private folder in RAM (/dev/shm) where there
@@ -121,7 +129,7 @@ def edit(vault, path: str, passphrase_file) -> None:
     """
     unlock_vault(vault, passphrase_file)
     result = private_edit.edit_note(vault, path, lambda temp: click.edit(filename=str(temp)))
-    click.echo(f"{result.path}: {'saved' if result.changed else 'no change'}")
+    output(result.to_dict(), as_json, f"{result.path}: {'saved' if result.changed else 'no change'}")
 
 
 class _Bar:
@@ -147,8 +155,9 @@ class _Bar:
 @click.option("--new-passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Read the new passphrase from this file (else a hidden prompt, asked twice).")
 @passphrase_file_option
+@json_option
 @pass_vault
-def rekey(vault, new_passphrase_file, passphrase_file) -> None:
+def rekey(vault, new_passphrase_file, passphrase_file, as_json: bool) -> None:
     """Re-encrypt every section under a new passphrase and a new vault salt, file by file.
 
     Resumable: run it again after an interruption with the same new passphrase
@@ -169,8 +178,13 @@ def rekey(vault, new_passphrase_file, passphrase_file) -> None:
         report = rekey_mod.rekey(vault, new_passphrase, progress=bar)
     finally:
         bar.close()
-    _print_failures(report.failed)
     changed = len(report.changed)
+    if as_json:
+        output(report.to_dict(), True)
+        if not report.done:
+            click.get_current_context().exit(1)
+        return
+    _print_failures(report.failed)
     if not report.done:
         click.echo(f"re-encrypted {_plural(changed, 'note')}; {len(report.failed)} failed: fix them and run "
                    "rekey again with the same new passphrase", err=True)

@@ -48,7 +48,14 @@ def remember(vault: Vault, text: str, title, kind, tags, tier, source, secret: b
 
 @click.group()
 def memory() -> None:
-    """List, show and forget memory notes."""
+    """List, show, forget and restore memory notes.
+
+    \b
+    Examples:
+      mirrorfs memory list --kind preference
+      mirrorfs memory show prefers-tea
+      mirrorfs memory forget prefers-tea
+    """
 
 
 def _memory_line(d: dict) -> str:
@@ -116,6 +123,11 @@ def memory_forget(vault: Vault, ref: str, purge: bool, as_json: bool) -> None:
 @json_option
 @pass_vault
 def memory_restore(vault: Vault, path: str, as_json: bool) -> None:
-    """Put a forgotten note back from the trash."""
+    """Put a forgotten note (or session) back from the trash, where it was.
+
+    \b
+    Example:
+      mirrorfs memory restore .mirrorfs/trash/20261121T100412000000Z-laptop/memory/prefers-tea.md
+    """
     restored = vault.relpath(vault.restore(path))
     output({"restored": restored}, as_json, lambda d: f"restored {restored}")

@@ -37,7 +37,13 @@ def _show_value(value: Any) -> str:
 @json_option
 @pass_vault
 def meta_get(vault: Vault, path: str, key: str, as_json: bool) -> None:
-    """Print the value of KEY in the note at PATH."""
+    """Print the value of KEY in the note at PATH.
+
+    \b
+    Examples:
+      mirrorfs meta get memory/prefers-tea.md tags
+      mirrorfs meta get SOUL.md name --json
+    """
     value = vault.meta_get(path, key)
     output(value, as_json, _show_value)
 
@@ -54,6 +60,12 @@ def meta_set(vault: Vault, path: str, key: str, value: str, as_string: bool, as_
 
     Only the lines of KEY change; the rest of the file keeps its bytes. Setting a
     value a note already has writes nothing.
+
+    \b
+    Examples:
+      mirrorfs meta set memory/prefers-tea.md tier working
+      mirrorfs meta set memory/prefers-tea.md tags "[drinks, morning]"
+      mirrorfs meta set memory/prefers-tea.md source "2026-11-21 call" --string
     """
     parsed: Any = value
     if not as_string:
@@ -73,7 +85,12 @@ def meta_set(vault: Vault, path: str, key: str, value: str, as_string: bool, as_
 @json_option
 @pass_vault
 def meta_unset(vault: Vault, path: str, key: str, as_json: bool) -> None:
-    """Remove KEY from the note at PATH."""
+    """Remove KEY from the note at PATH (every other line keeps its bytes).
+
+    \b
+    Example:
+      mirrorfs meta unset memory/prefers-tea.md source
+    """
     changed = vault.meta_unset(path, key)
     output({"path": vault.relpath(path), "key": key, "changed": changed}, as_json,
            lambda d: f"{d['path']}: {key} " + ("removed" if changed else "was not set"))

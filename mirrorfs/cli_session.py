@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from mirrorfs import storage
 from mirrorfs.cli_base import (
     json_option,
     output,
@@ -21,7 +22,14 @@ from mirrorfs.vault import Vault
 
 @click.group()
 def session() -> None:
-    """Conversations: one Markdown file per session, messages appended."""
+    """Conversations: one Markdown file per session, messages appended.
+
+    \b
+    Examples:
+      mirrorfs session new "Trip planning" --category travel
+      mirrorfs session list --instance phone
+      mirrorfs session show 2026-11-21-trip-planning-a1b2
+    """
 
 
 @session.command("new")
@@ -147,7 +155,13 @@ def session_list(vault: Vault, of_instance, tag, category, status, since, limit,
 @json_option
 @pass_vault
 def session_close(vault: Vault, session_id: str, keep: bool, as_json: bool) -> None:
-    """Close a session (an ephemeral one is discarded unless --keep)."""
+    """Close a session (an ephemeral one is discarded unless --keep).
+
+    \b
+    Examples:
+      mirrorfs session close 2026-11-21-trip-planning-a1b2
+      mirrorfs session close 2026-11-21-scratch-9f3c --keep
+    """
     s = vault.sessions.load(session_id)
     result = s.close(keep=keep)
     data = {"closed": session_id, "kept": result.relpath if result and s.ephemeral else None}
@@ -157,11 +171,19 @@ def session_close(vault: Vault, session_id: str, keep: bool, as_json: bool) -> N
 @session.command("delete")
 @click.argument("session_id")
 @click.option("--purge", is_flag=True, help="Delete for good instead of moving to the trash.")
+@json_option
 @pass_vault
-def session_delete(vault: Vault, session_id: str, purge: bool) -> None:
-    """Move a session to the trash (or delete it with --purge)."""
+def session_delete(vault: Vault, session_id: str, purge: bool, as_json: bool) -> None:
+    """Move a session to the trash (restorable with `memory restore`), or delete it with --purge.
+
+    \b
+    Examples:
+      mirrorfs session delete 2026-11-21-trip-planning-a1b2
+      mirrorfs session delete 2026-11-21-trip-planning-a1b2 --purge
+    """
     target = vault.sessions.load(session_id).delete(purge=purge)
-    click.echo(f"moved to {vault.relpath(target)}" if target else "deleted")
+    rel = vault.relpath(target) if target else None
+    output({"trashed": rel, "purged": purge}, as_json, f"moved to {rel}" if rel else "deleted")
 
 
 @session.command("tag")
@@ -187,8 +209,9 @@ def session_tag(vault: Vault, session_id: str, tags, remove: bool, as_json: bool
 @click.argument("session_id")
 @click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="markdown", show_default=True)
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+@json_option
 @pass_vault
-def session_export(vault: Vault, session_id: str, fmt: str, out: str | None) -> None:
+def session_export(vault: Vault, session_id: str, fmt: str, out: str | None, as_json: bool) -> None:
     """Export a session as json, markdown, txt or mirrordna.
 
     \b
@@ -198,6 +221,10 @@ def session_export(vault: Vault, session_id: str, fmt: str, out: str | None) -> 
     """
     text = vault.sessions.load(session_id).export(fmt)
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        storage.atomic_write(Path(out), text.encode("utf-8"))
+    if as_json:
+        output({"id": session_id, "format": fmt, "written": out, **({} if out else {"text": text})}, True)
+    elif out:
+        click.echo(f"wrote {out}")
     else:
         click.echo(text, nl=False)

@@ -55,16 +55,25 @@ def soul(vault: Vault, edit: bool, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--into", type=click.Path(file_okay=False), help="Copy the sample vault here (default: a temp folder).")
-def demo(into: str | None) -> None:
+@click.option("--into", type=click.Path(file_okay=False),
+              help="Copy the sample vault here and keep it (default: a temp folder, removed at the end).")
+@click.option("--keep", is_flag=True, help="Keep the temp copy (its path is printed).")
+@json_option
+def demo(into: str | None, keep: bool, as_json: bool) -> None:
     """Run the main job on a copy of the bundled sample vault, step by step.
 
     The bundled sample_vault/ itself is never modified.
 
     \b
-    Example:
-      mirrorfs demo --into /tmp/mira-demo
+    Examples:
+      mirrorfs demo
+      mirrorfs demo --into ~/mira-demo
     """
     from mirrorfs import demo as demo_module
 
-    demo_module.run(into, echo=click.echo)
+    if not as_json:
+        demo_module.run(into, echo=click.echo, keep=keep)
+        return
+    lines: list[str] = []
+    root = demo_module.run(into, echo=lines.append, keep=keep)
+    output({"vault": str(root), "kept": bool(into or keep), "lines": lines}, True)

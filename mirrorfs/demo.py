@@ -43,9 +43,32 @@ def copy_sample(into: str | os.PathLike | None = None) -> Path:
     return target
 
 
-def run(into: str | None = None, echo: Callable[[str], None] = print) -> Path:
-    """Walk through what mirrorfs does, printing every step. Returns the copy's path."""
+def run(into: str | None = None, echo: Callable[[str], None] = print, keep: bool = False) -> Path:
+    """Walk through what mirrorfs does, printing every step. Returns the copy's path.
+
+    A copy made in a temp folder (no *into*) is removed at the end, with this
+    device's state for it, unless *keep*: demos must not pile up.
+    """
+    temporary = into is None and not keep
     root = copy_sample(into)
+    try:
+        return _walk_through(root, echo, temporary)
+    finally:
+        if temporary:
+            _remove_copy(root)
+
+
+def _remove_copy(root: Path) -> None:
+    try:
+        state_dir = Vault.open(root, instance="demo").state_dir
+    except MirrorfsError:
+        state_dir = None
+    shutil.rmtree(root.parent, ignore_errors=True)
+    if state_dir is not None:
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _walk_through(root: Path, echo: Callable[[str], None], temporary: bool) -> Path:
     step = iter(range(1, 100))
 
     def say(title: str) -> None:
@@ -135,7 +158,11 @@ def run(into: str | None = None, echo: Callable[[str], None] = print) -> Path:
     echo(f"   {checksum}")
 
     echo("")
-    echo("Done. Explore the copy yourself, or open it in Obsidian:")
-    echo(f"   mirrorfs --vault {root} memory list")
-    echo(f"   mirrorfs --vault {root} session list")
+    if temporary:
+        echo(f"Done. The copy in {root} is removed again; to keep one to explore (or open in Obsidian):")
+        echo("   mirrorfs demo --into ~/mira-demo")
+    else:
+        echo("Done. Explore the copy yourself, or open it in Obsidian:")
+        echo(f"   mirrorfs --vault {root} memory list")
+        echo(f"   mirrorfs --vault {root} session list")
     return root

@@ -63,7 +63,9 @@ def _markdown_body(data: dict) -> str:
 def _mirrordna(data: dict, body: str) -> str:
     meta = {
         "id": data["id"],
-        "type": "session",
+        # Not `session`: an export saved inside the vault is a copy, not a second session.
+        "type": "export",
+        "exported": "session",
         "title": data["title"],
         "instance": data["instance"],
         "created": data["created"],

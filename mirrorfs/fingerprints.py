@@ -24,7 +24,7 @@ import json
 import os
 from typing import Any
 
-from mirrorfs import crypto, storage
+from mirrorfs import crypto, starter, storage
 from mirrorfs import messages as msgs
 from mirrorfs import note as notes
 from mirrorfs.bridge import ANSWER_HEADING, HUMAN, TITLE_HEADING, split_names
@@ -110,6 +110,8 @@ def fingerprint(relpath: str, data: bytes, mtime_ns: int = 0, size: int | None =
     fp["t"] = _title(kind, meta, body, stem)
     if not meta or not usable:
         fp["plain"] = True
+    if starter.is_untouched(relpath, text, meta):
+        fp["starter"] = True  # init wrote it and nobody changed it: no one's news
     fp["b"] = None if meta.get("updated_by") is None else str(meta.get("updated_by"))
     fp["u"] = iso_or_none(meta.get("updated"))
     fp["cr"] = iso_or_none(meta.get("created"))

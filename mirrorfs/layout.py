@@ -6,6 +6,9 @@ that needs one imports it from here instead of spelling it again.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+
 CONFIG_DIR = ".mirrorfs"
 CONFIG_FILE = f"{CONFIG_DIR}/config.yaml"
 TRASH_DIR = f"{CONFIG_DIR}/trash"
@@ -40,3 +43,23 @@ def kind_of(relpath: str, meta: dict) -> str:
         return "soul"
     top = relpath.split("/", 1)[0] if "/" in relpath else ""
     return FOLDER_KINDS.get(top, "note")
+
+
+# A trash entry: `<UTC stamp>[-<instance>]` (who removed the note) or
+# `<UTC stamp>~<reason>` (kept by mirrorfs itself, e.g. a displaced save; `~`
+# is never in an instance name, so no reason is read as a person or instance).
+_TRASH_ENTRY = re.compile(r"^[0-9TZ]+(?:-(?P<who>[a-z0-9][a-z0-9_-]*))?(?:~[a-z0-9-]+)?$")
+
+
+def trash_entry(instance: str | None = None, reason: str | None = None, now: dt.datetime | None = None) -> str:
+    """The folder name of a new trash entry: a UTC stamp to the microsecond, then `-instance` or `~reason`."""
+    stamp = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    if instance:
+        return f"{stamp}-{instance}"
+    return f"{stamp}~{reason}" if reason else stamp
+
+
+def trash_entry_instance(name: str) -> str | None:
+    """The instance a trash entry's folder name ends with (`<stamp>-<instance>`), or None."""
+    m = _TRASH_ENTRY.match(name)
+    return m.group("who") if m else None

@@ -297,7 +297,8 @@ def vault_reflections(vault: "Vault", since: Any = None, mark_read: bool = False
     if since is not None:
         found = _since(vault, parse_since(since), plain=True)
     elif cursor is None:
-        found = _since(vault, now - dt.timedelta(days=first_look_days(vault)), plain=False, collect=read)
+        # A first look shows a person's edits of the last days too, as --since does.
+        found = _since(vault, now - dt.timedelta(days=first_look_days(vault)), plain=True, collect=read)
     else:
         found = _since_cursor(vault, cursor, now)
     _sort(found)

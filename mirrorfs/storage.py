@@ -44,7 +44,7 @@ from mirrorfs.errors import (
     UnreadableNoteError,
     VaultMissingError,
 )
-from mirrorfs.layout import TRASH_DIR
+from mirrorfs.layout import TRASH_DIR, trash_entry
 
 TEMP_PREFIX = ".mirrorfs-"
 TEMP_SUFFIX = ".tmp"
@@ -397,8 +397,7 @@ class Store:
                 rel = path.relative_to(self.root)
             except ValueError:
                 rel = Path(path.name)
-            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-displaced-{os.urandom(3).hex()}"
-            target = self.root / TRASH_DIR / stamp / rel
+            target = self.root / TRASH_DIR / trash_entry(reason="displaced") / rel
             target.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.rename(tmp, target)

@@ -10,28 +10,21 @@ person removed a note. Every write goes through the vault's one write path.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mirrorfs import storage
 from mirrorfs.errors import InvalidValueError, NotFoundError
-from mirrorfs.layout import TRASH_DIR
+from mirrorfs.layout import TRASH_DIR, trash_entry, trash_entry_instance
 
 if TYPE_CHECKING:
     from mirrorfs.vault import Vault
 
 # Where Obsidian moves a note deleted in the app ("move to Obsidian trash").
 OBSIDIAN_TRASH = ".trash"
-_ENTRY = re.compile(r"^[0-9TZ]+(?:-(?P<who>[a-z0-9][a-z0-9_-]*))?$")
-
-
-def entry_name(instance: str | None = None, now: dt.datetime | None = None) -> str:
-    """The folder name of a new trash entry: a UTC stamp to the microsecond, then `-instance`."""
-    stamp = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    return f"{stamp}-{instance}" if instance else stamp
+entry_name = trash_entry
+entry_instance = trash_entry_instance
 
 
 def _target(relpath: str, instance: str | None) -> str:
@@ -82,12 +75,6 @@ def newest_entry(vault: "Vault", relpath: str) -> str | None:
             if entry.is_dir() and os.path.exists(os.path.join(entry.path, relpath)):
                 latest = entry.name if latest is None or entry.name > latest else latest
     return latest
-
-
-def entry_instance(name: str) -> str | None:
-    """The instance a trash entry's folder name ends with (`<stamp>-<instance>`), or None."""
-    m = _ENTRY.match(name)
-    return m.group("who") if m else None
 
 
 def in_obsidian_trash(vault: "Vault", relpath: str) -> bool:

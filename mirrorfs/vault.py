@@ -6,14 +6,13 @@ import os
 import re
 import socket
 import uuid
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mirrorfs import note as notes
-from mirrorfs import recent, state, storage
+from mirrorfs import recent, starter, state, storage
 from mirrorfs import trash as trash_bin
 from mirrorfs.clock import timestamp
 from mirrorfs.config import (  # the config is mirrorfs.config's
@@ -64,10 +63,6 @@ def default_instance_name() -> str:
     """A readable default for this device: its host name as a slug."""
     host = re.sub(r"[^a-z0-9_-]+", "-", socket.gethostname().split(".")[0].lower()).strip("-_")
     return (host or "device")[:64]
-
-
-def template(name: str) -> str:
-    return resources.files("mirrorfs.templates").joinpath(name).read_text(encoding="utf-8")
 
 
 def find_root(start: str | os.PathLike | None = None) -> Path:
@@ -139,10 +134,7 @@ class Vault:
         for folder in FOLDERS:
             (root / folder).mkdir(exist_ok=True)
         display = str(vault.config.get("name") or name or "Mirror")
-        for filename, text in (
-            ("SOUL.md", template("SOUL.md").replace("{name}", display).replace("{created}", created.isoformat())),
-            ("README-mirrorfs.md", template("README-mirrorfs.md")),
-        ):
+        for filename, text in starter.starter_files(display, created):
             if not (root / filename).exists():
                 vault.store.create(root / filename, text.encode("utf-8"))
         vault.instances.ensure_card()
