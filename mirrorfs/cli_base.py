@@ -12,6 +12,7 @@ import functools
 import importlib
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +21,14 @@ import click
 from mirrorfs import passphrase
 from mirrorfs.errors import MirrorfsError
 from mirrorfs.vault import Vault
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as a person reads it on the command line: one line, no source."""
+    click.echo(f"warning: {message}", err=True)
+
+
+warnings.showwarning = _one_line_warning
 
 
 class Group(click.Group):

@@ -19,9 +19,11 @@ import sys
 import warnings
 from pathlib import Path
 
+from mirrorfs import os_keyring
 from mirrorfs.errors import (
     CryptoError,
     InvalidValueError,
+    KeyringUnavailableError,
     LockedError,
     NoKeyError,
     WrongPassphraseError,
@@ -76,54 +78,28 @@ def read_passphrase_file(path: str | os.PathLike) -> str:
 
 def keyring_available() -> bool:
     """True when the optional ``keyring`` package can be imported."""
-    try:
-        import keyring  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return os_keyring.available()
 
 
 def from_keyring(vault_id: str) -> str | None:
     """The passphrase stored for ``vault_id`` in the OS keyring, or None (no package, no backend, none stored)."""
-    try:
-        import keyring
-        from keyring.errors import KeyringError
-    except ImportError:
-        return None
-    try:
-        value = keyring.get_password(KEYRING_SERVICE, vault_id)
-    except KeyringError:
-        return None
-    return value or None
+    return os_keyring.get(KEYRING_SERVICE, vault_id)
 
 
 def store_in_keyring(vault_id: str, passphrase: str) -> None:
     """Keep ``passphrase`` for ``vault_id`` in the OS keyring; raises CryptoError when that is impossible."""
     try:
-        import keyring
-        from keyring.errors import KeyringError
-    except ImportError:
-        raise CryptoError("the OS keyring needs the optional package: pip install 'mirrorfs[keyring]'") from None
-    try:
-        keyring.set_password(KEYRING_SERVICE, vault_id, passphrase)
-    except KeyringError as exc:
-        raise CryptoError(f"the OS keyring refused to store the passphrase: {type(exc).__name__}") from None
+        os_keyring.store(KEYRING_SERVICE, vault_id, passphrase)
+    except KeyringUnavailableError as exc:
+        raise CryptoError(str(exc).replace("the secret", "the passphrase")) from None
 
 
 def forget_in_keyring(vault_id: str) -> bool:
     """Remove the stored passphrase of ``vault_id``; True if one was removed."""
     try:
-        import keyring
-        from keyring.errors import KeyringError, PasswordDeleteError
-    except ImportError:
-        return False
-    try:
-        keyring.delete_password(KEYRING_SERVICE, vault_id)
-    except PasswordDeleteError:
-        return False
-    except KeyringError as exc:
-        raise CryptoError(f"the OS keyring refused to forget the passphrase: {type(exc).__name__}") from None
-    return True
+        return os_keyring.forget(KEYRING_SERVICE, vault_id)
+    except KeyringUnavailableError as exc:
+        raise CryptoError(str(exc).replace("the secret", "the passphrase")) from None
 
 
 def prompt_passphrase(*, confirm: bool = False, text: str = "Vault passphrase") -> str:
