@@ -43,6 +43,8 @@ COMMANDS = {
     "doctor": "mirrorfs.cli_crypto:doctor",
     "mcp": "mirrorfs.cli_mcp:mcp_cmd",
     "import": "mirrorfs.cli_import:import_cmd",
+    "git": "mirrorfs.cli_git:git",
+    "sync-filter": "mirrorfs.cli_sync:sync_filter",
 }
 
 

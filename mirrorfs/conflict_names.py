@@ -20,6 +20,7 @@ SYNCTHING = "syncthing"
 DROPBOX = "dropbox"
 NEXTCLOUD = "nextcloud"
 OBSIDIAN = "obsidian"
+GIT = "git"
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,11 @@ SCHEMES: tuple[Scheme, ...] = (
     Scheme(NEXTCLOUD, re.compile(
         r"^(?P<stem>.+)_conflict-(?P<date>\d{8})-(?P<time>\d{6})(?P<ext>\.[^.]*)?$"),
         ("date", "time"), "%Y%m%d%H%M%S"),
+    # mirrorfs's git merge driver (mirrorfs.gitdriver): the other side of a
+    # same-line clash, beside the note; the hex is the start of its sha256.
+    Scheme(GIT, re.compile(
+        r"^(?P<stem>.+?)\.git-conflict-(?P<date>\d{8})-(?P<time>\d{6})-(?P<device>[0-9a-f]{7})(?P<ext>\.[^.]*)?$"),
+        ("date", "time"), "%Y%m%d%H%M%S"),
     # Dropbox: "name (Sam's conflicted copy 2026-11-21).ext", numbered
     # "(Sam's conflicted copy 2026-11-21 (1))", older clients without the owner.
     Scheme(DROPBOX, re.compile(
@@ -66,6 +72,7 @@ SCHEMES: tuple[Scheme, ...] = (
         ("date",), "%Y-%m-%d"),
 )
 TOOLS = tuple(dict.fromkeys(s.tool for s in SCHEMES))
+GIT_COPY = "{stem}.git-conflict-{time:%Y%m%d-%H%M%S}-{sha7}{ext}"
 # Every scheme's name contains this: a cheap test before any pattern runs,
 # because the indexer and the watcher ask about every file.
 _HINT = "onflict"
@@ -147,3 +154,13 @@ def conflict_original(relpath: str | os.PathLike) -> str | None:
 
 def is_conflict_copy(relpath: str | os.PathLike) -> bool:
     return parse_conflict_name(relpath) is not None
+
+
+def git_copy_name(relpath: str, sha: str, time: dt.datetime) -> str:
+    """The name mirrorfs's git merge driver gives the other side of a clash in *relpath*."""
+    folder, _, name = relpath.rpartition("/")
+    stem, dot, ext = name.rpartition(".")
+    if not stem:
+        stem, ext = name, ""
+    made = GIT_COPY.format(stem=stem, time=time, sha7=sha[:7], ext=f".{ext}" if ext else "")
+    return f"{folder}/{made}" if folder else made

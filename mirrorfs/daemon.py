@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import filelock
 
-from mirrorfs import conflicts, snapshots, storage
+from mirrorfs import conflict_owner, conflicts, snapshots, storage
 from mirrorfs.errors import AlreadyWatchingError, MirrorfsError, SearchIndexError
 from mirrorfs.reflections import OwnWrite, Reflector, merge_reflection, seal_reflection
 from mirrorfs.server import QueryServer
@@ -105,6 +105,8 @@ class WatchDaemon:
         self._server: QueryServer | None = None
         self._threads: list[threading.Thread] = []
         self._last_events: deque[dict] = deque(maxlen=LAST_EVENTS)
+        # Conflict copies another device's watcher merges: copy -> when this one takes over.
+        self._handover: dict[str, float] = {}
         self._errors = 0
         self._batches = 0
         self._lag: float | None = None
@@ -299,14 +301,22 @@ class WatchDaemon:
             self._reflector.record(reflection, writes[-1:])  # later looks fold the rewrite into it
             self._emit(reflection)
 
-    def _merge(self, copy: str) -> None:
-        """Merge one conflict copy; its rewrite of the original is announced as this instance's own."""
+    def _merge(self, copy: str, take_over: bool = False) -> None:
+        """Merge one conflict copy; its rewrite of the original is announced as this instance's own.
+
+        Every device sees the copy, but only the watcher `conflict_owner` picks
+        merges it; this one takes over when the copy is still there
+        `HANDOVER_SECONDS` later (or at once with *take_over*).
+        """
         writes: list[OwnWrite] = []
 
         def before_write(rel: str, old: bytes, new: bytes) -> None:
             writes.append(self._reflector.expect(rel, old, new))
 
-        with self._mutex:  # also called from the first-index thread
+        with self._mutex:  # also called from the first-index and heartbeat threads
+            if not take_over and not self._chosen(copy):
+                return
+            self._handover.pop(copy, None)
             try:
                 result = conflicts.merge_conflict(self.vault, copy, before_write=before_write)
             except MirrorfsError as exc:
@@ -317,6 +327,33 @@ class WatchDaemon:
             reflection = merge_reflection(self.vault, result)
             self._reflector.record(reflection, writes[-1:] if result.written else [])
             self._emit(reflection)
+
+    def _chosen(self, copy: str) -> bool:
+        """True when this watcher is the one to merge *copy*; otherwise the handover is scheduled."""
+        snap = storage.read(Path(self.vault.root) / copy)
+        if snap.data is None:
+            self._handover.pop(copy, None)
+            return False
+        try:
+            chosen = conflict_owner.merger(self.vault, copy, snap.sha or "")
+        except MirrorfsError:
+            chosen = self.vault.instance  # cards unreadable: merging here loses nothing
+        if chosen == self.vault.instance:
+            return True
+        if copy not in self._handover:
+            self._handover[copy] = time.monotonic() + conflict_owner.HANDOVER_SECONDS
+            self.echo(f"conflict copy {copy} is {chosen}'s to merge; this watcher takes over if it is "
+                      f"still there in {int(conflict_owner.HANDOVER_SECONDS)} s")
+        return False
+
+    def _take_over(self) -> None:
+        """Merge the copies whose chosen watcher left them alone too long (and forget the ones gone)."""
+        now = time.monotonic()
+        for copy, due in list(self._handover.items()):
+            if not (Path(self.vault.root) / copy).exists():
+                self._handover.pop(copy, None)
+            elif now >= due:
+                self._merge(copy, take_over=True)
 
     def _emit(self, reflection) -> None:
         self.echo(reflection.line())
@@ -350,6 +387,8 @@ class WatchDaemon:
         while not self._stop.wait(HEARTBEAT):
             self._touch()
             self._write_status()
+            if self._handover:
+                self._take_over()
 
     def _write_status(self, running: bool = True) -> None:
         watcher = self._watcher.status() if self._watcher is not None else None

@@ -225,3 +225,7 @@ class ImportSourceError(MirrorfsError):
 
 class ImportPasswordError(ImportSourceError):
     """The password for an encrypted source (an ActiveMirrorOS vault) is missing or does not open it."""
+
+
+class SyncEngineError(MirrorfsError):
+    """git (or another sync engine mirrorfs sets up) is missing or refused what mirrorfs asked of it."""

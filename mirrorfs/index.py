@@ -50,6 +50,7 @@ from mirrorfs import ignore, storage
 from mirrorfs import messages as messages_mod
 from mirrorfs import note as note_mod
 from mirrorfs.clock import naive_utc
+from mirrorfs.conflict_markers import indexable  # a note with git conflict markers: each side once
 from mirrorfs.conflict_names import (
     conflict_original,  # sync conflict copies are not notes
 )
@@ -399,7 +400,7 @@ class FileEntry:
 
 def file_documents(relpath: str, data: bytes) -> FileEntry:
     """Documents for one note file; raises UnreadableNoteError for non-notes."""
-    note = note_mod.parse(data, relpath)
+    note = note_mod.parse(indexable(data), relpath)
     meta = note.meta if isinstance(note.meta, dict) else {}
     stem = relpath.rsplit("/", 1)[-1][:-3] if relpath.endswith(".md") else relpath
     ntype = _low(meta.get("type"))

@@ -265,7 +265,39 @@ def plan_merge(
             base_notes.append(b.note)
     if m.is_session:
         return _plan_session(m.note, t.note, base_notes[0] if base_notes else None)
+    if m.type == "instance" and t.type == "instance":
+        return _plan_card(m.note, t.note, base_notes[0] if base_notes else None)
     return _plan_note(m.note, t.note, base_notes[:BASE_CANDIDATES])
+
+
+def _plan_card(mine: notes.Note, theirs: notes.Note, base: notes.Note | None) -> Plan:
+    """An instance card: each instance's own latest state.
+
+    A card is written by its own instance, so where both sides changed a key
+    (the status line, `last_seen`, the device) the side with the later
+    `updated` is that instance's latest word; intentions merge as sets (one
+    added on either side stays, one marked done on one side goes) and the text
+    below the front matter merges three ways like any note.
+    """
+    meta, _ = merge_meta(base.meta if base else None, mine.meta, theirs.meta, newer_wins=True)
+    nl = mine.newline
+    body, clashes = merge_text(same_newlines(base.body, nl) if base is not None else None,
+                               mine.body, same_newlines(theirs.body, nl), nl)
+    if clashes:
+        return Plan(KEPT_BOTH, "card", conflict="lines" if base is not None else "no_base",
+                    reason="both sides changed the same lines of the card's text")
+    try:
+        merged = apply_meta(mine, meta).with_body(body)
+    except MirrorfsError as exc:
+        return Plan(KEPT_BOTH, "card", conflict="front_matter",
+                    reason=f"the merged front matter cannot be written safely: {exc}")
+    mine_lines, merged_lines = content_lines(mine), content_lines(merged)
+    return Plan(
+        MERGED, "card", data=merged.render(), reason="each instance's latest card",
+        added_lines=sum((merged_lines - mine_lines).values()),
+        removed_lines=sum((mine_lines - merged_lines).values()),
+        lost_from_original=lost(mine, merged), lost_from_copy=lost(theirs, merged),
+    )
 
 
 def _plan_note(mine: notes.Note, theirs: notes.Note, bases: list[notes.Note]) -> Plan:
@@ -359,12 +391,14 @@ def keep_both(mine: notes.Note, theirs: notes.Note, source: str, today: dt.date 
     return mine.with_body(body + text)
 
 
-def settle(mine: bytes, theirs: bytes, keep: str, original: str = "original", copy: str = "copy") -> Plan:
+def settle(mine: bytes, theirs: bytes, keep: str, original: str = "original", copy: str = "copy",
+           source: str | None = None) -> Plan:
     """What the original holds when a person keeps *theirs* or *both* (*mine* needs no merge).
 
     theirs: the other bytes; for a session, the union of messages with the
     other version of messages edited on both sides. both: `keep_both`; for a
-    session, both versions inside each message edited on both sides.
+    session, both versions inside each message edited on both sides. *source*
+    names where the other version came from (default: the conflict copy *copy*).
     """
     if keep not in KEEP:
         raise InvalidValueError(f"--keep must be one of {', '.join(KEEP)}, not {keep!r}")
@@ -375,7 +409,8 @@ def settle(mine: bytes, theirs: bytes, keep: str, original: str = "original", co
     elif m.is_session and t.is_session:
         assert m.note is not None and t.note is not None
         merged = merge_sessions(m.note, t.note, None, prefer="theirs" if keep == "theirs" else "mine",
-                                both_from=copy_source(copy) if keep == "both" else None, newer_front_matter=False)
+                                both_from=(source or copy_source(copy)) if keep == "both" else None,
+                                newer_front_matter=False)
         plan.kind, plan.data, plan.added_messages = "session", merged.note.render(), merged.added
     elif keep == "theirs":
         plan.data = theirs
@@ -385,7 +420,7 @@ def settle(mine: bytes, theirs: bytes, keep: str, original: str = "original", co
         if t.note is None:
             raise InvalidValueError(f"cannot keep both: {t.problem}; keep mine or theirs")
         assert m.note is not None
-        plan.data = keep_both(m.note, t.note, copy_source(Path(copy).name)).render()
+        plan.data = keep_both(m.note, t.note, source or copy_source(Path(copy).name)).render()
     plan.lost_from_original = plan.data != mine and lost_any(m, plan.data)
     plan.lost_from_copy = lost_any(t, plan.data)
     return plan

@@ -11,7 +11,7 @@ import difflib
 from typing import Iterable
 
 
-def _is_subsequence(short: list[str], long: list[str]) -> bool:
+def is_subsequence(short: list[str], long: list[str]) -> bool:
     it = iter(long)
     return all(any(x == y for y in it) for x in short)
 
@@ -49,9 +49,9 @@ def merge_text(base: str | None, mine: str, theirs: str, newline: str = "\n") ->
     a = mine.splitlines(keepends=True)
     b = theirs.splitlines(keepends=True)
     if base is None:
-        if _is_subsequence(b, a):
+        if is_subsequence(b, a):
             return mine, 0
-        if _is_subsequence(a, b):
+        if is_subsequence(a, b):
             return theirs, 0
         return mine, 1
     # A last line without its line ending must still equal the same line with one.
