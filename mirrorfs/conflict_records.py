@@ -118,15 +118,16 @@ def render(entry: OpenConflict) -> bytes:
 
 
 def _same_facts(a: OpenConflict, b: OpenConflict) -> bool:
-    keep = ("detected", "detected_by")
-    return {k: v for k, v in asdict(a).items() if k not in keep} == \
-        {k: v for k, v in asdict(b).items() if k not in keep}
+    """The same copy, in the same state: the first record's words (its reason, who noticed) stand."""
+    return (a.copy, a.original, a.status, a.copy_sha256) == (b.copy, b.original, b.status, b.copy_sha256)
 
 
 def record(store: storage.Store, root: str | Path, entry: OpenConflict) -> bool:
-    """Record *entry* unless a record saying the same is there; True when a file was written.
+    """Record *entry* unless a record of the same copy in the same state is there; True when written.
 
-    A copy recorded before keeps its first `detected` time.
+    A record is rewritten only when the copy changed or its status did, so
+    devices that look at a conflict again do not churn the synced file; a
+    rewritten record keeps its first `detected` time.
     """
     path = folder(root) / f"{key(entry.copy)}{SUFFIX}"
     current = storage.read(path)

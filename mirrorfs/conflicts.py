@@ -53,6 +53,7 @@ from mirrorfs.conflict_names import TOOLS as TOOLS
 from mirrorfs.conflict_names import ConflictName as ConflictName
 from mirrorfs.conflict_names import conflict_original as conflict_original
 from mirrorfs.conflict_names import parse_conflict_name as parse_conflict_name
+from mirrorfs.conflict_names import probable_copy
 from mirrorfs.errors import ConflictError, InvalidValueError, MirrorfsError, NotFoundError, UnreadableNoteError
 from mirrorfs.merge import KEEP as KEEP
 from mirrorfs.merge import KEPT_BOTH as KEPT_BOTH
@@ -75,11 +76,33 @@ MERGE_RETRIES = 10
 MARKER_CACHE = "conflict-markers.json"
 
 
+def same_note(vault: "Vault", copy: str, original: str) -> bool:
+    """True when *copy* and *original* are two versions of one note: both carry the same mirrorfs `id`.
+
+    Decides the names a note could have as well as a copy (iCloud's `note 2.md`,
+    `conflict_names.probable_copy`); a note without an `id` is never taken for a copy.
+    """
+    target = vault.root / original
+    if not target.is_file():
+        return False
+    try:
+        ids = [notes.read_front_matter(p).get("id") for p in (target, vault.root / copy)]
+    except (UnreadableNoteError, OSError, AttributeError):
+        return False
+    return bool(ids[0]) and ids[0] == ids[1]
+
+
+def copy_name(vault: "Vault", relpath: str) -> ConflictName | None:
+    """What *relpath* is a conflict copy of, by its name and (for names a note could have) its content."""
+    return parse_conflict_name(relpath, exists=lambda rel: (vault.root / rel).is_file()) or \
+        probable_copy(relpath, lambda c, o: same_note(vault, c, o))
+
+
 def find_conflicts(vault: "Vault") -> list[ConflictName]:
     """Every conflict copy of a note in the vault, sorted by path."""
     found = []
     for rel in ignore.iter_note_paths(vault.root, on_error=lambda exc: None):
-        name = parse_conflict_name(rel.as_posix())
+        name = copy_name(vault, rel.as_posix())
         if name is not None:
             found.append(name)
     return found
@@ -257,7 +280,7 @@ def merge_marked(vault: "Vault", rel: str, strategy: str | None = None) -> Merge
 
 def _name_of(vault: "Vault", path: str | os.PathLike) -> ConflictName:
     rel = vault.relpath(path)
-    name = parse_conflict_name(rel)
+    name = copy_name(vault, rel)
     if name is None:
         raise InvalidValueError(f"{rel} is not a sync conflict copy (see docs/format.md, Conflict copies)")
     return name
@@ -448,7 +471,7 @@ class ConflictView:
 def _copy_for(vault: "Vault", path: str | os.PathLike) -> ConflictName:
     """The conflict copy meant by *path*: the copy itself, or a note with exactly one copy."""
     rel = vault.relpath(path)
-    name = parse_conflict_name(rel)
+    name = copy_name(vault, rel) if (vault.root / rel).is_file() else parse_conflict_name(rel)
     if name is not None:
         if not (vault.root / name.relpath).is_file():
             raise NotFoundError(f"no conflict copy at {rel}")

@@ -237,7 +237,8 @@ class WatchDaemon:
                 self._last_events.append(
                     {"time": _now(), "kind": change.kind, "path": change.path, "old_path": change.old_path}
                 )
-                if conflicts.conflict_original(change.path) is not None:
+                if conflicts.conflict_original(change.path) is not None or (
+                        change.content is not None and conflicts.copy_name(self.vault, change.path) is not None):
                     if change.content is not None:
                         self._merge(change.path)
                     continue
