@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from mirrorfs import merge
 from mirrorfs import note as notes
-from mirrorfs.errors import MirrorfsError
+from mirrorfs.errors import MirrorfsError, UnreadableNoteError
 
 TOOL = "git"
 # The shortest marker git writes (its default `conflict-marker-size`).
@@ -155,7 +155,10 @@ def sides(data: bytes) -> tuple[bytes, bytes, bytes | None, Marked] | None:
     """(ours, theirs, base or None, the split) as bytes, each keeping the file's BOM; None without markers."""
     if not has_markers(data):
         return None
-    bom, text = notes.decode(data)
+    try:
+        bom, text = notes.decode(data)
+    except UnreadableNoteError:
+        return None  # binary: not a note, whatever it holds
     marked = split(text)
     assert marked is not None
     encode = lambda t: (bom + t).encode("utf-8")  # noqa: E731

@@ -225,7 +225,10 @@ def find_marked(vault: "Vault") -> list[str]:
         if isinstance(old, list) and len(old) == 3 and old[:2] == [st.st_size, st.st_mtime_ns]:
             fresh[rel] = old
             continue
-        data = storage.read(vault.root / rel).data
+        try:
+            data = storage.read(vault.root / rel).data
+        except MirrorfsError:
+            data = None  # a FIFO, a huge or unreadable file: not a note, so no markers to show
         fresh[rel] = [st.st_size, st.st_mtime_ns, bool(data) and conflict_markers.has_markers(data)]
     if fresh != cache:
         storage.atomic_write(cache_path, json.dumps(fresh, separators=(",", ":")).encode("utf-8"), sync=False)
@@ -233,7 +236,10 @@ def find_marked(vault: "Vault") -> list[str]:
 
 
 def _marked(vault: "Vault", rel: str) -> tuple[storage.Snapshot, tuple] | None:
-    snap = storage.read(vault.root / rel)
+    try:
+        snap = storage.read(vault.root / rel)
+    except MirrorfsError:
+        return None
     found = conflict_markers.sides(snap.data) if snap.data else None
     return (snap, found) if found else None
 
