@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import pytest
 
 from mirrorfs import conflicts, note, snapshots
 from syncthing import SyncthingPair
-from test_e2e_syncthing import Device
+from test_e2e_syncthing import Device, watching
 
 SYNC_TIMEOUT = 30
 SETTLE_TIMEOUT = 60
@@ -42,18 +41,8 @@ def mesh(tmp_path_factory):
         pair.wait_in_sync(SYNC_TIMEOUT)
         pair.laptop, pair.phone = laptop, phone
         pair.asleep = conflict_while_asleep(pair)
-        try:
-            laptop.start_watch()
-            phone.start_watch()
+        with watching(states, laptop, phone):
             yield pair
-        finally:
-            codes = [d.stop_watch() for d in (laptop, phone)]
-            for d in (laptop, phone):
-                d.drain()
-            shutil.rmtree(states, ignore_errors=True)
-        assert codes == [0, 0], (codes, laptop.seen, phone.seen)
-        for d in (laptop, phone):
-            assert not [line for line in d.seen if "Traceback" in line], (d.name, d.seen)
 
 
 def cli(device: Device, *args: str) -> subprocess.CompletedProcess:

@@ -222,37 +222,38 @@ def _colour(updated: str, who: str, colour: str) -> str:
             f"Favourite colour: {colour}\n")
 
 
+def diverge(first: Clone, second: Clone, rel: str, first_text: str, second_text: str) -> None:
+    """Both clones change *rel* and commit; *second* pushes, then *first* pulls (and merges)."""
+    for clone, text in ((first, first_text), (second, second_text)):
+        (clone.root / rel).write_text(text)
+        clone.commit(f"{clone.instance} edits {rel}")
+    second.git("push", "-q", "origin", "main")
+    first.pull()
+
+
 def test_the_driver_follows_the_vaults_strategy(clones, monkeypatch):
     laptop, phone, _ = clones
-    note_path = "memory/colour.md"
-    (laptop.root / "memory" / "colour.md").write_text(_colour("2026-11-21T09:00:00+00:00", "laptop", "green"))
+    rel = "memory/colour.md"
+    (laptop.root / rel).write_text(_colour("2026-11-21T09:00:00+00:00", "laptop", "green"))
     laptop.mirrorfs("conflicts", "strategy", "latest")
     laptop.commit("base")
     laptop.git("push", "-q", "origin", "main")
     phone.pull()
-    (phone.root / note_path).write_text(_colour("2026-11-21T10:00:00+00:00", "phone", "red (phone, earlier)"))
-    phone.commit("phone")
-    (laptop.root / note_path).write_text(_colour("2026-11-21T11:00:00+00:00", "laptop", "blue (laptop, later)"))
-    laptop.commit("laptop")
-    laptop.git("push", "-q", "origin", "main")
-    phone.pull()
-    assert (phone.root / note_path).read_text() == _colour("2026-11-21T11:00:00+00:00", "laptop",
-                                                           "blue (laptop, later)")
+    earlier = _colour("2026-11-21T10:00:00+00:00", "phone", "red (phone, earlier)")
+    later = _colour("2026-11-21T11:00:00+00:00", "laptop", "blue (laptop, later)")
+    diverge(phone, laptop, rel, earlier, later)
+    assert (phone.root / rel).read_text() == later
     trashed = [p for p in (phone.root / ".mirrorfs" / "trash").rglob("*.md")]
-    assert [p.read_text() for p in trashed] == [_colour("2026-11-21T10:00:00+00:00", "phone", "red (phone, earlier)")]
+    assert [p.read_text() for p in trashed] == [earlier]
     assert json.loads(phone.mirrorfs("conflicts", "list", "--json").stdout) == []
 
     phone.mirrorfs("conflicts", "strategy", "manual")
     phone.commit("manual")
     phone.git("push", "-q", "origin", "main")
     laptop.pull()
-    (laptop.root / note_path).write_text(_colour("2026-11-21T12:00:00+00:00", "laptop", "teal"))
-    laptop.commit("teal")
-    (phone.root / note_path).write_text(_colour("2026-11-21T13:00:00+00:00", "phone", "plum"))
-    phone.commit("plum")
-    phone.git("push", "-q", "origin", "main")
-    laptop.pull()
-    assert "teal" in (laptop.root / note_path).read_text()
+    diverge(laptop, phone, rel, _colour("2026-11-21T12:00:00+00:00", "laptop", "teal"),
+            _colour("2026-11-21T13:00:00+00:00", "phone", "plum"))
+    assert "teal" in (laptop.root / rel).read_text()
     [item] = json.loads(laptop.mirrorfs("conflicts", "list", "--json").stdout)
     assert item["conflict"] == "manual" and "plum" in (laptop.root / item["copy"]).read_text()
 
