@@ -11,7 +11,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from mirrorfs import conflict_owner, conflict_records, conflict_strategy, conflicts, merge, note, trash
+from mirrorfs import bridge, conflict_owner, conflict_records, conflict_strategy, conflicts, merge, note, trash
 from mirrorfs.conflicts import KEPT_BOTH, KEPT_LATEST, MERGED, NEEDS_PERSON, RESOLVED
 from mirrorfs.errors import InvalidValueError
 from mirrorfs.layout import CONFLICTS_DIR, TRASH_DIR
@@ -251,6 +251,8 @@ def test_a_note_with_markers_is_listed_shown_and_settled(vault, tmp_path, monkey
     view = conflicts.show(vault, "memory/colour.md")
     assert "-Favourite colour: blue" in view.diff and "+Favourite colour: red" in view.diff
     assert "(HEAD)" in view.diff and "(origin/main)" in view.diff
+    overview = bridge.format_overview(bridge.bridge_overview(vault))
+    assert "Open conflicts\n  memory/colour.md  (git conflict markers): the note holds git conflict markers" in overview
     # Seen from another device too (the note itself is what syncs).
     phone = other_device(vault, tmp_path, monkeypatch)
     assert [c.copy for c in conflicts.list_open(phone)] == ["memory/colour.md"]

@@ -9,6 +9,7 @@ Syncthing is missing: the harness installs it with .ci/install-syncthing or fail
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -70,7 +71,8 @@ def trash(root: Path) -> dict[str, bytes]:
 
 def memory(updated: str, who: str, body: str, title: str) -> str:
     """A memory note with a chosen `updated` (which side is newer must not depend on the clock's second)."""
-    return (f"---\nid: {abs(hash(title)) % 16**12:012x}\ntype: memory\ntitle: {title}\nupdated: {updated}\n"
+    note_id = hashlib.sha256(title.encode()).hexdigest()[:12]
+    return (f"---\nid: {note_id}\ntype: memory\ntitle: {title}\nupdated: {updated}\n"
             f"updated_by: {who}\n---\n\n{body}\n")
 
 
