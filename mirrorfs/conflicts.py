@@ -410,28 +410,30 @@ def _keep_latest(
     """Strategy `latest`: the newer side stays under the note's name, the other goes to the trash."""
     assert copy.data is not None
     orig_path = vault.root / name.original
-    side: list[str] = []
+    read: list[bytes] = []
     trashed: list[str] = []
+
+    def side() -> str:
+        return "mine" if read[-1] == copy.data else \
+            conflict_strategy.newer_side(read[-1], copy.data, orig_path, copy.path)
 
     def change(data: bytes | None) -> bytes:
         if data is None:
             raise _MissingOriginal
-        side.append(conflict_strategy.newer_side(data, copy.data, orig_path, copy.path) if data != copy.data
-                    else "mine")
-        if side[-1] == "mine":
+        read.append(data)
+        if side() == "mine":
             return data
         trashed.append(trash.put(vault, name.original, data, entry=entry))
         if before_write:
             before_write(name.original, data, copy.data)
         return copy.data
 
-    before = storage.read(orig_path).data
     vault.store.update(orig_path, change)
-    keep = side[-1]
+    keep = side()
     plan = Plan(KEPT_LATEST, "note", data=copy.data if keep == "theirs" else None,
-                reason=f"kept the newer side ({keep})", lost_from_copy=keep == "mine")
+                reason=f"kept the newer side ({keep})", lost_from_copy=keep == "mine" and read[-1] != copy.data)
     result = MergeResult(KEPT_LATEST, name.relpath, name.original, name.tool, reason=plan.reason,
-                         keep=keep, written=keep == "theirs" and before != copy.data, trashed=trashed)
+                         keep=keep, written=keep == "theirs", trashed=trashed)
     return result, plan
 
 
