@@ -342,9 +342,9 @@ def format_overview(overview: dict) -> str:
     if not overview["conflicts"]:
         lines.append("  none")
     for c in overview["conflicts"]:
-        original, reason = c.get("original"), c.get("reason")
-        lines.append(f"  {c.get('path', '?')}" + (f"  (copy of {original})" if original else "")
-                     + (f": {reason}" if reason else ""))
+        path, original, reason = c.get("path", "?"), c.get("original"), c.get("reason")
+        where = "  (git conflict markers)" if original == path else (f"  (copy of {original})" if original else "")
+        lines.append(f"  {path}{where}" + (f": {reason}" if reason else ""))
     lines += ["", "Unanswered bridge notes"]
     if not overview["bridge"]:
         lines.append("  none")

@@ -49,6 +49,8 @@ COMMANDS = {
     "usage": "mirrorfs.cli_ask:usage_cmd",
     "patterns": "mirrorfs.cli_patterns:patterns_group",
     "reflect": "mirrorfs.cli_patterns:reflect_cmd",
+    "git": "mirrorfs.cli_git:git",
+    "sync-filter": "mirrorfs.cli_sync:sync_filter",
 }
 
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import click
 
+from mirrorfs import conflict_strategy
 from mirrorfs import conflicts as api
 from mirrorfs.cli_base import json_option, output, pass_vault
+from mirrorfs.conflict_strategy import STRATEGIES
 
 
 @click.group("conflicts")
 def conflicts() -> None:
-    """Conflict copies made by Syncthing, Dropbox, Nextcloud or Obsidian Sync.
+    """Conflict copies of sync tools (Syncthing, Dropbox, Nextcloud, Obsidian Sync, ...),
+    and notes holding git conflict markers.
 
-    mirrorfs merges a copy by itself when the merge is certain; the rest wait
-    here for a person. "mine" is the note the sync tool kept under its name,
-    "theirs" is the conflict copy.
+    mirrorfs merges a copy by itself when the merge is certain (and the vault's
+    conflict strategy is `merge`); the rest wait here for a person, on every
+    device. "mine" is the note the sync tool kept under its name, "theirs" is
+    the conflict copy (for git markers: the two sides of the merge).
 
     \b
     Examples:
@@ -22,6 +26,7 @@ def conflicts() -> None:
       mirrorfs conflicts show "memory/tea.sync-conflict-20261121-100412-ABCDEF7.md"
       mirrorfs conflicts resolve memory/tea.md --keep both
       mirrorfs conflicts merge
+      mirrorfs conflicts strategy latest
     """
 
 
@@ -30,8 +35,9 @@ def _list_text(items: list[api.OpenConflict]) -> str:
         return "no open conflicts"
     lines = []
     for c in items:
-        lines.append(f"{c.original}  <-  {c.copy}  [{c.tool}]")
-        lines.append(f"    {c.reason}")
+        where = "git conflict markers" if c.copy == c.original else c.copy
+        lines.append(f"{c.original}  <-  {where}  [{c.tool}]")
+        lines.append(f"    {c.reason}" + (f" (noticed by {c.detected_by})" if c.detected_by else ""))
     return "\n".join(lines)
 
 
@@ -75,12 +81,32 @@ def resolve_cmd(vault, path: str, keep: str, as_json: bool) -> None:
 
 
 @conflicts.command("merge")
+@click.option("--strategy", type=click.Choice(STRATEGIES),
+              help="For this run only, instead of the vault's conflict strategy.")
 @json_option
 @pass_vault
-def merge_cmd(vault, as_json: bool) -> None:
-    """Merge every conflict copy in the vault now (what the watcher does as they arrive)."""
-    results = api.merge_all(vault)
+def merge_cmd(vault, strategy: str | None, as_json: bool) -> None:
+    """Merge every conflict copy (and note with git markers) now, as the watcher does as they arrive."""
+    results = api.merge_all(vault, strategy=strategy)
     output(
         [r.to_dict() for r in results], as_json,
         lambda _: "\n".join(r.summary() for r in results) or "no conflict copies",
     )
+
+
+@conflicts.command("strategy")
+@click.argument("strategy", type=click.Choice(STRATEGIES), required=False)
+@json_option
+@pass_vault
+def strategy_cmd(vault, strategy: str | None, as_json: bool) -> None:
+    """Show or set what happens to conflict copies (a vault setting, synced to every device).
+
+    \b
+    merge   merge when the merge is certain, else keep both for a person (the default)
+    latest  keep the newer side; the other goes to the vault's trash
+    manual  merge nothing; every copy waits here for a person
+    """
+    if strategy is not None:
+        conflict_strategy.set_strategy(vault.store, vault.root, strategy)
+    value = conflict_strategy.current(vault.root)
+    output({"strategy": value}, as_json, f"conflict strategy: {value}")

@@ -12,8 +12,15 @@ change across, the tool keeps one version under the note's name (the winner:
   before (see `snapshots`): front matter key by key, body line by line;
 * when the merge is not certain (both sides changed the same lines, no earlier
   version is known, the file is not a valid note) leaves the original as it
-  is, leaves the copy where it is, and records an open conflict for the
-  person who bridges the instances (`mirrorfs conflicts list|show|resolve`).
+  is, leaves the copy where it is, and records an open conflict in the vault
+  (`mirrorfs.conflict_records`), which every device shows to the person who
+  bridges the instances (`mirrorfs conflicts list|show|resolve`).
+
+The vault's `conflict_strategy` (`mirrorfs.conflict_strategy`) can make it keep
+the newer side instead (`latest`), or merge nothing (`manual`). A note holding
+git conflict markers (a pull without the mirrorfs merge driver) is a conflict
+too: listed, shown, settled and merged like a copy, its two versions taken
+from the markers (`mirrorfs.conflict_markers`).
 
 The merges themselves are pure and live in `mirrorfs.merge`; this module reads
 and writes. A merged file is written through the one write path
@@ -35,7 +42,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from mirrorfs import ignore, snapshots, storage, trash
+from mirrorfs import (
+    conflict_markers,
+    conflict_records,
+    conflict_strategy,
+    ignore,
+    snapshots,
+    storage,
+    trash,
+)
 from mirrorfs import note as notes
 from mirrorfs.clock import timestamp
 
@@ -45,6 +60,8 @@ from mirrorfs.conflict_names import TOOLS as TOOLS
 from mirrorfs.conflict_names import ConflictName as ConflictName
 from mirrorfs.conflict_names import conflict_original as conflict_original
 from mirrorfs.conflict_names import parse_conflict_name as parse_conflict_name
+from mirrorfs.conflict_names import probable_copy
+from mirrorfs.conflict_records import OpenConflict as OpenConflict
 from mirrorfs.errors import (
     ConflictError,
     InvalidValueError,
@@ -66,15 +83,40 @@ if TYPE_CHECKING:
     from mirrorfs.vault import Vault
 
 GONE = "gone"  # the copy was no longer there
+KEPT_LATEST = "kept_latest"  # strategy `latest`: the newer side kept, the other in the trash
+MANUAL = "manual"  # why a copy waits under strategy `manual`
 MERGE_RETRIES = 10
-REGISTRY = "conflicts.json"
+# Per-device cache of which notes hold git conflict markers, by size and mtime.
+MARKER_CACHE = "conflict-markers.json"
+
+
+def same_note(vault: "Vault", copy: str, original: str) -> bool:
+    """True when *copy* and *original* are two versions of one note: both carry the same mirrorfs `id`.
+
+    Decides the names a note could have as well as a copy (iCloud's `note 2.md`,
+    `conflict_names.probable_copy`); a note without an `id` is never taken for a copy.
+    """
+    target = vault.root / original
+    if not target.is_file():
+        return False
+    try:
+        ids = [notes.read_front_matter(p).get("id") for p in (target, vault.root / copy)]
+    except (UnreadableNoteError, OSError, AttributeError):
+        return False
+    return bool(ids[0]) and ids[0] == ids[1]
+
+
+def copy_name(vault: "Vault", relpath: str) -> ConflictName | None:
+    """What *relpath* is a conflict copy of, by its name and (for names a note could have) its content."""
+    return parse_conflict_name(relpath, exists=lambda rel: (vault.root / rel).is_file()) or \
+        probable_copy(relpath, lambda c, o: same_note(vault, c, o))
 
 
 def find_conflicts(vault: "Vault") -> list[ConflictName]:
     """Every conflict copy of a note in the vault, sorted by path."""
     found = []
     for rel in ignore.iter_note_paths(vault.root, on_error=lambda exc: None):
-        name = parse_conflict_name(rel.as_posix())
+        name = copy_name(vault, rel.as_posix())
         if name is not None:
             found.append(name)
     return found
@@ -84,21 +126,21 @@ def find_conflicts(vault: "Vault") -> list[ConflictName]:
 class MergeResult:
     """What happened to one conflict copy."""
 
-    status: str  # merged | kept_both | needs_person | gone | resolved
+    status: str  # merged | kept_both | needs_person | gone | resolved | kept_latest
     copy: str
     original: str
     tool: str | None = None
     kind: str = "note"  # session | note | file
     reason: str = ""
     # Why a person is needed: lines, no_base, base_uncertain, front_matter,
-    # messages, preamble, unparseable, binary, type, missing_original.
+    # messages, preamble, unparseable, binary, type, missing_original, manual, markers.
     conflict: str | None = None
     added_messages: int = 0
     added_lines: int = 0
     removed_lines: int = 0
     written: bool = False  # the original was rewritten
     trashed: list[str] = field(default_factory=list)  # vault-relative paths in the trash
-    keep: str | None = None  # resolve(): mine | theirs | both
+    keep: str | None = None  # resolve(), strategy latest: mine | theirs | both
 
     def summary(self) -> str:
         """One line for people, e.g. for the watcher's reflections."""
@@ -109,9 +151,13 @@ class MergeResult:
                 what = f"+{self.added_lines} -{self.removed_lines} lines"
             else:
                 what = "nothing new in the copy"
-            text = f"merged conflict copy of {self.original}: {what}"
+            source = "git conflict markers in" if self.copy == self.original else "conflict copy of"
+            text = f"merged {source} {self.original}: {what}"
         elif self.status == RESOLVED:
             text = f"settled conflict copy of {self.original}: kept {self.keep}"
+        elif self.status == KEPT_LATEST:
+            newer = "the conflict copy" if self.keep == "theirs" else "the note"
+            text = f"kept the newer version of {self.original} ({newer}, conflict strategy latest)"
         elif self.status == GONE:
             return f"conflict copy {self.copy} is gone (settled elsewhere)"
         else:
@@ -131,91 +177,122 @@ def _quote(path: str) -> str:
     return f'"{path}"' if re.search(r"[\s'\"()]", path) else path
 
 
-# -- the open-conflict registry (per device, in the state folder) ---------------------
+# -- open conflicts: recorded in the vault, for every device (mirrorfs.conflict_records) ----------
 
 
-@dataclass
-class OpenConflict:
-    """A conflict copy waiting for a person."""
-
-    copy: str
-    original: str
-    tool: str | None
-    device: str | None
-    time: str | None
-    status: str  # kept_both | needs_person | pending (never tried on this device)
-    conflict: str | None
-    reason: str
-    detected: str
-
-    def to_dict(self) -> dict[str, Any]:
-        # "path" (the copy) is what bridge overviews show for each conflict.
-        return {"path": self.copy, **asdict(self)}
-
-
-def _registry_path(vault: "Vault") -> Path:
-    return vault.state_dir / REGISTRY
-
-
-def _load_registry(vault: "Vault") -> dict[str, dict]:
-    try:
-        data = json.loads(_registry_path(vault).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError):
-        # Derived state: a broken file is rebuilt from the copies on disk.
-        return {}
-    return data.get("open", {}) if isinstance(data, dict) else {}
-
-
-def _update_registry(vault: "Vault", change: Callable[[dict[str, dict]], None]) -> None:
-    path = _registry_path(vault)
-    with vault.store.lock(path):
-        entries = _load_registry(vault)
-        before = json.dumps(entries, sort_keys=True)
-        change(entries)
-        if json.dumps(entries, sort_keys=True) != before:
-            data = json.dumps({"open": entries}, ensure_ascii=False, indent=1, sort_keys=True)
-            storage.atomic_write(path, data.encode("utf-8"))
-
-
-def _entry(name: ConflictName, status: str, conflict: str | None, reason: str, detected: str) -> OpenConflict:
+def _entry(name: ConflictName, status: str, conflict: str | None, reason: str, detected: str = "",
+           by: str = "", sha: str | None = None) -> OpenConflict:
     return OpenConflict(
         copy=name.relpath, original=name.original, tool=name.tool, device=name.device,
         time=name.time.isoformat() if name.time else None, status=status, conflict=conflict,
-        reason=reason, detected=detected,
+        reason=reason, detected=detected, detected_by=by, copy_sha256=sha or "",
     )
 
 
-def _record_open(vault: "Vault", name: ConflictName, result: MergeResult) -> None:
-    entry = _entry(name, result.status, result.conflict, result.reason, timestamp().isoformat()).to_dict()
-
-    def change(entries: dict) -> None:
-        old = entries.get(name.relpath)
-        if old:
-            entry["detected"] = old.get("detected", entry["detected"])
-        entries[name.relpath] = entry
-
-    _update_registry(vault, change)
+def _record_open(vault: "Vault", name: ConflictName, result: MergeResult, sha: str | None) -> None:
+    entry = _entry(name, result.status, result.conflict, result.reason, timestamp().isoformat(), vault.instance, sha)
+    conflict_records.record(vault.store, vault.root, entry)
 
 
 def _forget_open(vault: "Vault", copy: str) -> None:
-    _update_registry(vault, lambda entries: entries.pop(copy, None))
+    conflict_records.forget(vault.store, vault.root, copy)
 
 
 def list_open(vault: "Vault", scan: bool = True) -> list[OpenConflict]:
-    """Conflict copies waiting for a person (and, with *scan*, copies not tried yet)."""
-    entries = _load_registry(vault)
-    gone = [c for c in entries if not (vault.root / c).is_file()]
-    if gone:
-        _update_registry(vault, lambda e: [e.pop(c, None) for c in gone])
-    found = [OpenConflict(**{k: e.get(k) for k in OpenConflict.__dataclass_fields__}) for c, e in entries.items() if c not in gone]
+    """Conflicts waiting for a person, as recorded in the vault by any device; with *scan*,
+    also copies not tried yet and notes holding git conflict markers."""
+    found = list(conflict_records.prune(vault.store, vault.root, lambda c: (vault.root / c).is_file()).values())
     if scan:
         known = {c.copy for c in found}
         for name in find_conflicts(vault):
             if name.relpath not in known:
-                found.append(_entry(name, "pending", None, "not merged yet (mirrorfs conflicts merge)", ""))
+                found.append(_entry(name, conflict_records.PENDING, None, "not merged yet (mirrorfs conflicts merge)"))
+        for rel in find_marked(vault):
+            found.append(OpenConflict(
+                copy=rel, original=rel, tool=conflict_markers.TOOL, device=None, time=None,
+                status=conflict_records.MARKERS, conflict="markers", detected="",
+                reason="the note holds git conflict markers (a pull without the mirrorfs merge driver)",
+            ))
     return sorted(found, key=lambda c: (c.original, c.copy))
+
+
+# -- notes holding git conflict markers --------------------------------------------------
+
+
+def find_marked(vault: "Vault") -> list[str]:
+    """Notes holding git conflict markers, by path; only notes whose size or mtime changed are read."""
+    cache_path = Path(vault.state_dir) / MARKER_CACHE
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+        cache = cache if isinstance(cache, dict) else {}
+    except (OSError, ValueError):
+        cache = {}  # per-device and derived: rebuilt from the notes
+    fresh: dict[str, list] = {}
+    for rel, entry in ignore.walk(vault.root, on_error=lambda rel, exc: None):
+        if parse_conflict_name(rel) is not None:
+            continue
+        try:
+            st = entry.stat()
+        except OSError:
+            continue
+        old = cache.get(rel)
+        if isinstance(old, list) and len(old) == 3 and old[:2] == [st.st_size, st.st_mtime_ns]:
+            fresh[rel] = old
+            continue
+        try:
+            data = storage.read(vault.root / rel).data
+        except MirrorfsError:
+            data = None  # a FIFO, a huge or unreadable file: not a note, so no markers to show
+        fresh[rel] = [st.st_size, st.st_mtime_ns, bool(data) and conflict_markers.has_markers(data)]
+    if fresh != cache:
+        storage.atomic_write(cache_path, json.dumps(fresh, separators=(",", ":")).encode("utf-8"), sync=False)
+    return sorted(rel for rel, (_, _, marked) in fresh.items() if marked)
+
+
+def _marked(vault: "Vault", rel: str) -> tuple[storage.Snapshot, tuple] | None:
+    try:
+        snap = storage.read(vault.root / rel)
+    except MirrorfsError:
+        return None
+    found = conflict_markers.sides(snap.data) if snap.data else None
+    return (snap, found) if found else None
+
+
+def _settle_marked(vault: "Vault", rel: str, snap: storage.Snapshot, data: bytes, lost: bool,
+                   result: MergeResult) -> MergeResult:
+    """Write *data* over the marked note read as *snap*, its marked bytes to the trash first if *lost*."""
+    assert snap.data is not None
+    if lost:
+        result.trashed.append(trash.put(vault, rel, snap.data))
+    result.written = vault.store.write(snap.path, data, snap.sha)
+    _remember(vault, rel, data)
+    return result
+
+
+def merge_marked(vault: "Vault", rel: str, strategy: str | None = None) -> MergeResult:
+    """Merge the two versions a note's git conflict markers hold, when the merge is certain."""
+    found = _marked(vault, rel)
+    if found is None:
+        raise NotFoundError(f"{rel} holds no git conflict markers")
+    snap, (ours, theirs, base, marked) = found
+    strategy = strategy or conflict_strategy.current(vault.root)
+    result = MergeResult(conflict_records.MARKERS, rel, rel, conflict_markers.TOOL, conflict="markers",
+                         reason="the note holds git conflict markers")
+    if strategy == conflict_strategy.MANUAL:
+        result.reason = "the conflict strategy is manual"
+        return result
+    if strategy == conflict_strategy.LATEST:
+        side = conflict_strategy.newer_side(ours, theirs)
+        result.status, result.keep = KEPT_LATEST, side
+        return _settle_marked(vault, rel, snap, ours if side == "mine" else theirs, True, result)
+    plan = plan_merge(ours, theirs, [base] if base is not None else [], rel, conflict_markers.source(marked))
+    result.kind, result.reason = plan.kind, plan.reason
+    if plan.status != MERGED or plan.data is None:
+        result.conflict = plan.conflict or "markers"
+        return result
+    result.status, result.added_messages = MERGED, plan.added_messages
+    result.added_lines, result.removed_lines = plan.added_lines, plan.removed_lines
+    return _settle_marked(vault, rel, snap, plan.data, plan.lost_from_original or plan.lost_from_copy, result)
 
 
 # -- merging on disk ----------------------------------------------------------------
@@ -223,7 +300,7 @@ def list_open(vault: "Vault", scan: bool = True) -> list[OpenConflict]:
 
 def _name_of(vault: "Vault", path: str | os.PathLike) -> ConflictName:
     rel = vault.relpath(path)
-    name = parse_conflict_name(rel)
+    name = copy_name(vault, rel)
     if name is None:
         raise InvalidValueError(f"{rel} is not a sync conflict copy (see docs/format.md, Conflict copies)")
     return name
@@ -245,9 +322,12 @@ def merge_conflict(
     copy_relpath: str | os.PathLike,
     on_written: Callable[[str, bytes], None] | None = None,
     before_write: Callable[[str, bytes, bytes], None] | None = None,
+    strategy: str | None = None,
 ) -> MergeResult:
     """Merge one conflict copy into its original, or keep both and record it.
 
+    *strategy* (default: the vault's `conflict_strategy`) may say to keep the
+    newer side instead (`latest`) or to merge nothing (`manual`).
     *before_write(original_relpath, old, new)* is called, under the original's
     lock, just before its bytes *old* are replaced with the merge *new* (the
     watcher notes the change as its own); *on_written(original_relpath, data)*
@@ -255,19 +335,29 @@ def merge_conflict(
     removed. Raises ConflictError when the files keep changing.
     """
     name = _name_of(vault, copy_relpath)
+    strategy = strategy or conflict_strategy.current(vault.root)
     for _ in range(MERGE_RETRIES):
         copy = storage.read(vault.root / name.relpath)
         if copy.data is None:
             _forget_open(vault, name.relpath)
             return MergeResult(GONE, name.relpath, name.original, name.tool, reason="the copy is gone")
+        if strategy == conflict_strategy.MANUAL:
+            result = MergeResult(NEEDS_PERSON, name.relpath, name.original, name.tool, conflict=MANUAL,
+                                 reason="the conflict strategy is manual: a person settles every copy")
+            _record_open(vault, name, result, copy.sha)
+            return result
+        entry = trash.merge_entry(name.relpath, copy.sha or "", name.time)
         try:
-            result, plan = _merge_into_original(vault, name, copy.data, before_write)
+            if strategy == conflict_strategy.LATEST:
+                result, plan = _keep_latest(vault, name, copy, entry, before_write)
+            else:
+                result, plan = _merge_into_original(vault, name, copy.data, entry, before_write)
         except _MissingOriginal:
             result = MergeResult(
                 NEEDS_PERSON, name.relpath, name.original, name.tool, kind="file",
                 conflict="missing_original", reason="the original note no longer exists",
             )
-            _record_open(vault, name, result)
+            _record_open(vault, name, result, copy.sha)
             return result
         except ConflictError:
             continue  # the original changed since we read it: read both again
@@ -276,11 +366,11 @@ def merge_conflict(
             _remember(vault, name.original, plan.data)
             if on_written:
                 on_written(name.original, plan.data)
-        if plan.status != MERGED:
-            _record_open(vault, name, result)
+        if plan.status not in (MERGED, KEPT_LATEST):
+            _record_open(vault, name, result, copy.sha)
             return result
         # Only now, with the merge durably on disk, does the copy go.
-        if _remove_copy(vault, name, copy, plan.lost_from_copy, result):
+        if _remove_copy(vault, name, copy, plan.lost_from_copy, result, entry):
             _forget_open(vault, name.relpath)
             return result
     raise ConflictError(
@@ -289,7 +379,8 @@ def merge_conflict(
 
 
 def _merge_into_original(
-    vault: "Vault", name: ConflictName, theirs: bytes, before_write: Callable[[str, bytes, bytes], None] | None,
+    vault: "Vault", name: ConflictName, theirs: bytes, entry: str,
+    before_write: Callable[[str, bytes, bytes], None] | None,
 ) -> tuple[MergeResult, Plan]:
     """Plan the merge against the original's bytes and write it, trashing what it drops."""
     try:
@@ -307,7 +398,7 @@ def _merge_into_original(
         if plan.data is None or plan.data == data:
             return data  # nothing to write
         if plan.lost_from_original:
-            trashed.append(trash.put(vault, name.original, data))
+            trashed.append(trash.put(vault, name.original, data, entry=entry))
         if before_write:
             before_write(name.original, data, plan.data)
         return plan.data
@@ -326,12 +417,46 @@ def _merge_into_original(
     return result, plan
 
 
+def _keep_latest(
+    vault: "Vault", name: ConflictName, copy: storage.Snapshot, entry: str,
+    before_write: Callable[[str, bytes, bytes], None] | None,
+) -> tuple[MergeResult, Plan]:
+    """Strategy `latest`: the newer side stays under the note's name, the other goes to the trash."""
+    assert copy.data is not None
+    orig_path = vault.root / name.original
+    read: list[bytes] = []
+    trashed: list[str] = []
+
+    def side() -> str:
+        return "mine" if read[-1] == copy.data else \
+            conflict_strategy.newer_side(read[-1], copy.data, orig_path, copy.path)
+
+    def change(data: bytes | None) -> bytes:
+        if data is None:
+            raise _MissingOriginal
+        read.append(data)
+        if side() == "mine":
+            return data
+        trashed.append(trash.put(vault, name.original, data, entry=entry))
+        if before_write:
+            before_write(name.original, data, copy.data)
+        return copy.data
+
+    vault.store.update(orig_path, change)
+    keep = side()
+    plan = Plan(KEPT_LATEST, "note", data=copy.data if keep == "theirs" else None,
+                reason=f"kept the newer side ({keep})", lost_from_copy=keep == "mine" and read[-1] != copy.data)
+    result = MergeResult(KEPT_LATEST, name.relpath, name.original, name.tool, reason=plan.reason,
+                         keep=keep, written=keep == "theirs", trashed=trashed)
+    return result, plan
+
+
 def _remove_copy(vault: "Vault", name: ConflictName, copy: storage.Snapshot, keep: bool,
-                 result: MergeResult) -> bool:
+                 result: MergeResult, entry: str) -> bool:
     """Delete the merged copy (to the trash when *keep*); False when it changed and needs merging again."""
     try:
         if keep:
-            result.trashed.append(trash.move(vault, name.relpath, copy.sha))
+            result.trashed.append(trash.move(vault, name.relpath, copy.sha, entry=entry))
         else:
             vault.store.delete(copy.path, copy.sha)
     except ConflictError:
@@ -339,9 +464,12 @@ def _remove_copy(vault: "Vault", name: ConflictName, copy: storage.Snapshot, kee
     return True
 
 
-def merge_all(vault: "Vault") -> list[MergeResult]:
-    """Merge every conflict copy in the vault (copies of one note one after another)."""
-    return [merge_conflict(vault, name.relpath) for name in find_conflicts(vault)]
+def merge_all(vault: "Vault", strategy: str | None = None) -> list[MergeResult]:
+    """Merge every conflict copy in the vault (copies of one note one after another), then every
+    note holding git conflict markers."""
+    strategy = strategy or conflict_strategy.current(vault.root)
+    results = [merge_conflict(vault, name.relpath, strategy=strategy) for name in find_conflicts(vault)]
+    return results + [merge_marked(vault, rel, strategy) for rel in find_marked(vault)]
 
 
 # -- showing and settling -----------------------------------------------------------
@@ -365,7 +493,7 @@ class ConflictView:
 def _copy_for(vault: "Vault", path: str | os.PathLike) -> ConflictName:
     """The conflict copy meant by *path*: the copy itself, or a note with exactly one copy."""
     rel = vault.relpath(path)
-    name = parse_conflict_name(rel)
+    name = copy_name(vault, rel) if (vault.root / rel).is_file() else parse_conflict_name(rel)
     if name is not None:
         if not (vault.root / name.relpath).is_file():
             raise NotFoundError(f"no conflict copy at {rel}")
@@ -390,20 +518,41 @@ def _text_for_diff(data: bytes | None) -> list[str]:
     return [ln if ln.endswith("\n") else ln + "\n" for ln in text.replace("\r\n", "\n").splitlines(keepends=True)]
 
 
+def _diff(mine: bytes | None, theirs: bytes | None, mine_name: str, theirs_name: str) -> str:
+    return "".join(difflib.unified_diff(
+        _text_for_diff(mine), _text_for_diff(theirs), fromfile=mine_name, tofile=theirs_name,
+    )) or "(no difference)\n"
+
+
+def _marked_note(vault: "Vault", path: str | os.PathLike):
+    """(relpath, snapshot, sides) when *path* names a note (not a copy) holding git conflict markers."""
+    rel = vault.relpath(path)
+    if parse_conflict_name(rel) is not None:
+        return None
+    found = _marked(vault, rel)
+    return (rel, *found) if found else None
+
+
 def show(vault: "Vault", path: str | os.PathLike) -> ConflictView:
     """Both sides of the conflict at *path* (the copy, or its original) as a diff."""
+    marked = _marked_note(vault, path)
+    if marked is not None:
+        rel, _, (ours, theirs, _, split) = marked
+        return ConflictView(
+            copy=rel, original=rel, tool=conflict_markers.TOOL, device=None,
+            reason=f"git conflict markers ({split.regions} place{'s' if split.regions > 1 else ''})",
+            diff=_diff(ours, theirs, f"mine: {rel} ({split.ours_label or 'ours'})",
+                       f"theirs: {rel} ({split.theirs_label or 'theirs'})"),
+        )
     name = _copy_for(vault, path)
-    entry = _load_registry(vault).get(name.relpath, {})
+    found = conflict_records.load(vault.root).get(name.relpath)
     mine = storage.read(vault.root / name.original).data
     theirs = storage.read(vault.root / name.relpath).data
-    diff = "".join(difflib.unified_diff(
-        _text_for_diff(mine), _text_for_diff(theirs),
-        fromfile=f"mine: {name.original}" + ("" if mine is not None else " (missing)"),
-        tofile=f"theirs: {name.relpath}",
-    ))
     return ConflictView(
         copy=name.relpath, original=name.original, tool=name.tool, device=name.device,
-        reason=entry.get("reason") or "not merged yet", diff=diff or "(no difference)\n",
+        reason=(found[0].reason if found else "") or "not merged yet",
+        diff=_diff(mine, theirs, f"mine: {name.original}" + ("" if mine is not None else " (missing)"),
+                   f"theirs: {name.relpath}"),
     )
 
 
@@ -416,10 +565,21 @@ def resolve(vault: "Vault", path: str | os.PathLike, keep: str) -> MergeResult:
     edited on both sides. both: the original keeps its text and gains a
     section "Other version, from the conflict copy ..." holding the copy's
     text (a session: both versions inside each message edited on both sides);
-    the copy is deleted. See `mirrorfs.merge.settle`.
+    the copy is deleted. See `mirrorfs.merge.settle`. For a note holding git
+    conflict markers, mine and theirs are the versions the markers hold, and
+    the marked bytes go to the trash when a side is dropped.
     """
     if keep not in KEEP:
         raise InvalidValueError(f"--keep must be one of {', '.join(KEEP)}, not {keep!r}")
+    marked = _marked_note(vault, path)
+    if marked is not None:
+        rel, snap, (ours, theirs, _, split) = marked
+        plan = settle(ours, theirs, keep, rel, rel, source=conflict_markers.source(split))
+        assert plan.data is not None
+        result = MergeResult(RESOLVED, rel, rel, conflict_markers.TOOL, kind=plan.kind, keep=keep,
+                             reason=f"kept {keep}", added_messages=plan.added_messages)
+        return _settle_marked(vault, rel, snap, plan.data, plan.lost_from_original or plan.lost_from_copy,
+                              result)
     name = _copy_for(vault, path)
     copy_path, orig_path = vault.root / name.relpath, vault.root / name.original
     copy = storage.read(copy_path)

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import filelock
 
-from mirrorfs import conflicts, ignore, snapshots, storage
+from mirrorfs import conflict_owner, conflicts, ignore, snapshots, storage
 from mirrorfs.errors import AlreadyWatchingError, MirrorfsError, SearchIndexError
 from mirrorfs.reflections import OwnWrite, Reflector, merge_reflection, seal_reflection
 from mirrorfs.server import QueryServer
@@ -107,6 +107,8 @@ class WatchDaemon:
         self._server: QueryServer | None = None
         self._threads: list[threading.Thread] = []
         self._last_events: deque[dict] = deque(maxlen=LAST_EVENTS)
+        # Conflict copies to look at again: copy -> (when, take over from the chosen watcher).
+        self._later: dict[str, tuple[float, bool]] = {}
         self._errors = 0
         self._batches = 0
         self._lag: float | None = None
@@ -236,9 +238,11 @@ class WatchDaemon:
                         self._index.reconcile()
                     except MirrorfsError as exc:
                         self._report(exc)
-        # Conflict copies that arrived while no watcher ran.
+        # Conflict copies that arrived while no watcher ran. Another device may be
+        # starting too: decide once its "watching" card has had time to arrive.
+        due = time.monotonic() + conflict_owner.START_SECONDS
         for name in conflicts.find_conflicts(self.vault):
-            self._merge(name.relpath)
+            self._later.setdefault(name.relpath, (due, False))
 
     def _on_changes(self, changes: list[Change]) -> None:
         started = time.monotonic()
@@ -247,7 +251,8 @@ class WatchDaemon:
                 self._last_events.append(
                     {"time": _now(), "kind": change.kind, "path": change.path, "old_path": change.old_path}
                 )
-                if conflicts.conflict_original(change.path) is not None:
+                if conflicts.conflict_original(change.path) is not None or (
+                        change.content is not None and conflicts.copy_name(self.vault, change.path) is not None):
                     if change.content is not None:
                         self._merge(change.path)
                     continue
@@ -313,14 +318,23 @@ class WatchDaemon:
             self._reflector.record(reflection, writes[-1:])  # later looks fold the rewrite into it
             self._emit(reflection)
 
-    def _merge(self, copy: str) -> None:
-        """Merge one conflict copy; its rewrite of the original is announced as this instance's own."""
+    def _merge(self, copy: str, take_over: bool = False, starting: bool = False) -> None:
+        """Merge one conflict copy; its rewrite of the original is announced as this instance's own.
+
+        Every device sees the copy, but only the watcher `conflict_owner` picks
+        merges it; this one takes over when the copy is still there
+        `HANDOVER_SECONDS` later (*take_over*). *starting*: the copy was there
+        when this watcher started.
+        """
         writes: list[OwnWrite] = []
 
         def before_write(rel: str, old: bytes, new: bytes) -> None:
             writes.append(self._reflector.expect(rel, old, new))
 
-        with self._mutex:  # also called from the first-index thread
+        with self._mutex:  # also called from the heartbeat thread
+            if not take_over and not self._chosen(copy, starting):
+                return
+            self._later.pop(copy, None)
             try:
                 result = conflicts.merge_conflict(self.vault, copy, before_write=before_write)
             except MirrorfsError as exc:
@@ -331,6 +345,36 @@ class WatchDaemon:
             reflection = merge_reflection(self.vault, result)
             self._reflector.record(reflection, writes[-1:] if result.written else [])
             self._emit(reflection)
+
+    def _chosen(self, copy: str, starting: bool = False) -> bool:
+        """True when this watcher is the one to merge *copy*; otherwise the handover is scheduled."""
+        snap = storage.read(Path(self.vault.root) / copy)
+        if snap.data is None:
+            self._later.pop(copy, None)
+            return False
+        try:
+            chosen = conflict_owner.merger(self.vault, copy, snap.sha or "",
+                                           recent=conflict_owner.HANDOVER_SECONDS if starting else 0.0)
+        except MirrorfsError:
+            chosen = self.vault.instance  # cards unreadable: merging here loses nothing
+        if chosen == self.vault.instance:
+            return True
+        if not self._later.get(copy, (0, False))[1]:
+            self._later[copy] = (time.monotonic() + conflict_owner.HANDOVER_SECONDS, True)
+            self.echo(f"conflict copy {copy} is {chosen}'s to merge; this watcher takes over if it is "
+                      f"still there in {int(conflict_owner.HANDOVER_SECONDS)} s")
+        return False
+
+    def _look_again(self) -> None:
+        """Decide on the copies found at start-up, take over the ones left alone too long, forget the gone."""
+        now = time.monotonic()
+        for copy, (due, take_over) in list(self._later.items()):
+            if not (Path(self.vault.root) / copy).exists():
+                self._later.pop(copy, None)
+            elif now >= due:
+                if not take_over:
+                    self._later.pop(copy, None)
+                self._merge(copy, take_over=take_over, starting=not take_over)
 
     def _emit(self, reflection) -> None:
         self.echo(reflection.line())
@@ -373,6 +417,8 @@ class WatchDaemon:
                 last_sweep = time.monotonic()
                 self._sweep_temps()
             self._write_status()
+            if self._later:
+                self._look_again()
 
     def _vault_missing(self) -> bool:
         watcher = self._watcher.status() if self._watcher is not None else None

@@ -19,6 +19,7 @@ from mirrorfs import messages as messages_mod
 from mirrorfs import note as note_mod
 from mirrorfs import storage
 from mirrorfs.clock import naive_utc
+from mirrorfs.conflict_markers import indexable
 from mirrorfs.crypto import strip_sections  # ciphertext must never become search terms
 from mirrorfs.errors import UnreadableNoteError
 from mirrorfs.fields import TABLE, FieldTable
@@ -124,7 +125,7 @@ class FileEntry:
 
 def file_documents(relpath: str, data: bytes, table: FieldTable = TABLE) -> FileEntry:
     """Documents for one note file; raises UnreadableNoteError for non-notes."""
-    note = note_mod.parse(data, relpath)
+    note = note_mod.parse(indexable(data), relpath)  # a note with git conflict markers: each side once
     meta = note.meta if isinstance(note.meta, dict) else {}
     stem = relpath.rsplit("/", 1)[-1][:-3] if relpath.endswith(".md") else relpath
     ntype = _low(meta.get("type"))

@@ -241,3 +241,5 @@ class EmbedderRequestError(EmbedderError):
 
 class VectorStoreError(MirrorfsError):
     """The per-device vector store cannot be opened or is damaged (delete it: it is rebuilt)."""
+class SyncEngineError(MirrorfsError):
+    """git (or another sync engine mirrorfs sets up) is missing or refused what mirrorfs asked of it."""

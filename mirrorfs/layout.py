@@ -12,6 +12,8 @@ import re
 CONFIG_DIR = ".mirrorfs"
 CONFIG_FILE = f"{CONFIG_DIR}/config.yaml"
 TRASH_DIR = f"{CONFIG_DIR}/trash"
+# Open conflicts, one small file each, synced so every device sees them.
+CONFLICTS_DIR = f"{CONFIG_DIR}/conflicts"
 SOUL_FILE = "SOUL.md"
 README_FILE = "README-mirrorfs.md"
 

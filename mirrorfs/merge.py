@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,12 @@ from mirrorfs import messages as msgs
 from mirrorfs import note as notes
 from mirrorfs.clock import time_or_none
 from mirrorfs.errors import InvalidValueError, MirrorfsError, UnreadableNoteError
+
+# The line-level merges live in mirrorfs.merge_lines; re-exported for callers of this module.
+from mirrorfs.merge_lines import diff3 as diff3
+from mirrorfs.merge_lines import merge_text as merge_text
+from mirrorfs.merge_lines import same_newlines as same_newlines
+from mirrorfs.merge_lines import union_lines as union_lines
 
 MERGED = "merged"  # the copy is merged into the original and removed
 KEPT_BOTH = "kept_both"  # both sides changed the same text: both kept, a person decides
@@ -126,113 +131,6 @@ def lost_any(side: Side, data: bytes) -> bool:
     if side.note is None or not _decodable(data):
         return True
     return lost(side.note, notes.parse(data))
-
-
-# -- text ------------------------------------------------------------------------------
-
-
-def _is_subsequence(short: list[str], long: list[str]) -> bool:
-    it = iter(long)
-    return all(any(x == y for y in it) for x in short)
-
-
-def union_lines(a: list[str], b: list[str]) -> list[str]:
-    """Every line of *a* and *b*, shared runs once, *a*'s lines first where they differ."""
-    out: list[str] = []
-    sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    for op, i1, i2, j1, j2 in sm.get_opcodes():
-        if op == "equal":
-            out += a[i1:i2]
-        else:
-            out += a[i1:i2] + b[j1:j2]
-    return out
-
-
-def same_newlines(text: str, newline: str) -> str:
-    """*text* with every line ending made *newline*."""
-    if newline == "\n":
-        return text.replace("\r\n", "\n")
-    return text.replace("\r\n", "\n").replace("\n", "\r\n")
-
-
-def merge_text(base: str | None, mine: str, theirs: str, newline: str = "\n") -> tuple[str, int]:
-    """Three-way merge of two texts line by line: (result, conflicting regions).
-
-    Conflicting regions come out as *mine*'s lines. Where both sides inserted
-    different lines at the same place (nothing of the base changed there) both
-    insertions are kept, mine's first: nothing is lost and nothing is in doubt
-    but the order. Without a base the merge succeeds only when one side holds
-    every line of the other in order (a pure addition).
-    """
-    if mine == theirs:
-        return mine, 0
-    a = mine.splitlines(keepends=True)
-    b = theirs.splitlines(keepends=True)
-    if base is None:
-        if _is_subsequence(b, a):
-            return mine, 0
-        if _is_subsequence(a, b):
-            return theirs, 0
-        return mine, 1
-    # A last line without its line ending must still equal the same line with one.
-    a, b, z = (_end_lines(x, newline) for x in (a, b, base.splitlines(keepends=True)))
-    out: list[str] = []
-    conflicts = 0
-    for zs, xs, ys in diff3(z, a, b):
-        if xs == zs:
-            out += ys  # changed on their side only (or nowhere)
-        elif ys == zs or xs == ys:
-            out += xs  # changed on our side only, or the same way on both
-        elif not zs:
-            out += union_lines(xs, ys)  # both inserted at the same place: keep both
-        else:
-            conflicts += 1
-            out += xs
-    text = "".join(out)
-    if not mine.endswith("\n") and not theirs.endswith("\n") and text.endswith(newline):
-        text = text[: -len(newline)]
-    return text, conflicts
-
-
-def _matches(base: list[str], side: list[str]) -> list[tuple[int, int, int]]:
-    return difflib.SequenceMatcher(None, base, side, autojunk=False).get_matching_blocks()
-
-
-def diff3(base: list[str], a: list[str], b: list[str]) -> Iterable[tuple[list[str], list[str], list[str]]]:
-    """Chunks (base, a, b) of a three-way diff, in order (the classic diff3).
-
-    Lines of the base that both sides kept unchanged ("sync regions", where
-    the base-to-a and base-to-b matches overlap) anchor the alignment; the
-    chunks between them are what either side changed. A sync region comes out
-    as a chunk with all three parts equal.
-    """
-    ma, mb = _matches(base, a), _matches(base, b)
-    syncs: list[tuple[int, int, int, int]] = []  # (base start, a start, b start, length)
-    i = j = 0
-    while i < len(ma) and j < len(mb):
-        za, xa, na = ma[i]
-        zb, yb, nb = mb[j]
-        start, end = max(za, zb), min(za + na, zb + nb)
-        if start < end:
-            syncs.append((start, xa + start - za, yb + start - zb, end - start))
-        if za + na < zb + nb:
-            i += 1
-        else:
-            j += 1
-    syncs.append((len(base), len(a), len(b), 0))
-    z0 = x0 = y0 = 0
-    for zs, xs, ys, n in syncs:
-        if zs > z0 or xs > x0 or ys > y0:
-            yield base[z0:zs], a[x0:xs], b[y0:ys]
-        if n:
-            yield base[zs:zs + n], a[xs:xs + n], b[ys:ys + n]
-        z0, x0, y0 = zs + n, xs + n, ys + n
-
-
-def _end_lines(lines: list[str], newline: str) -> list[str]:
-    if lines and not lines[-1].endswith("\n"):
-        lines = lines[:-1] + [lines[-1] + newline]
-    return lines
 
 
 # -- front matter ------------------------------------------------------------------------
@@ -368,7 +266,39 @@ def plan_merge(
             base_notes.append(b.note)
     if m.is_session:
         return _plan_session(m.note, t.note, base_notes[0] if base_notes else None)
+    if m.type == "instance" and t.type == "instance":
+        return _plan_card(m.note, t.note, base_notes[0] if base_notes else None)
     return _plan_note(m.note, t.note, base_notes[:BASE_CANDIDATES])
+
+
+def _plan_card(mine: notes.Note, theirs: notes.Note, base: notes.Note | None) -> Plan:
+    """An instance card: each instance's own latest state.
+
+    A card is written by its own instance, so where both sides changed a key
+    (the status line, `last_seen`, the device) the side with the later
+    `updated` is that instance's latest word; intentions merge as sets (one
+    added on either side stays, one marked done on one side goes) and the text
+    below the front matter merges three ways like any note.
+    """
+    meta, _ = merge_meta(base.meta if base else None, mine.meta, theirs.meta, newer_wins=True)
+    nl = mine.newline
+    body, clashes = merge_text(same_newlines(base.body, nl) if base is not None else None,
+                               mine.body, same_newlines(theirs.body, nl), nl)
+    if clashes:
+        return Plan(KEPT_BOTH, "card", conflict="lines" if base is not None else "no_base",
+                    reason="both sides changed the same lines of the card's text")
+    try:
+        merged = apply_meta(mine, meta).with_body(body)
+    except MirrorfsError as exc:
+        return Plan(KEPT_BOTH, "card", conflict="front_matter",
+                    reason=f"the merged front matter cannot be written safely: {exc}")
+    mine_lines, merged_lines = content_lines(mine), content_lines(merged)
+    return Plan(
+        MERGED, "card", data=merged.render(), reason="each instance's latest card",
+        added_lines=sum((merged_lines - mine_lines).values()),
+        removed_lines=sum((mine_lines - merged_lines).values()),
+        lost_from_original=lost(mine, merged), lost_from_copy=lost(theirs, merged),
+    )
 
 
 def _plan_note(mine: notes.Note, theirs: notes.Note, bases: list[notes.Note]) -> Plan:
@@ -462,12 +392,14 @@ def keep_both(mine: notes.Note, theirs: notes.Note, source: str, today: dt.date 
     return mine.with_body(body + text)
 
 
-def settle(mine: bytes, theirs: bytes, keep: str, original: str = "original", copy: str = "copy") -> Plan:
+def settle(mine: bytes, theirs: bytes, keep: str, original: str = "original", copy: str = "copy",
+           source: str | None = None) -> Plan:
     """What the original holds when a person keeps *theirs* or *both* (*mine* needs no merge).
 
     theirs: the other bytes; for a session, the union of messages with the
     other version of messages edited on both sides. both: `keep_both`; for a
-    session, both versions inside each message edited on both sides.
+    session, both versions inside each message edited on both sides. *source*
+    names where the other version came from (default: the conflict copy *copy*).
     """
     if keep not in KEEP:
         raise InvalidValueError(f"--keep must be one of {', '.join(KEEP)}, not {keep!r}")
@@ -478,7 +410,8 @@ def settle(mine: bytes, theirs: bytes, keep: str, original: str = "original", co
     elif m.is_session and t.is_session:
         assert m.note is not None and t.note is not None
         merged = merge_sessions(m.note, t.note, None, prefer="theirs" if keep == "theirs" else "mine",
-                                both_from=copy_source(copy) if keep == "both" else None, newer_front_matter=False)
+                                both_from=(source or copy_source(copy)) if keep == "both" else None,
+                                newer_front_matter=False)
         plan.kind, plan.data, plan.added_messages = "session", merged.note.render(), merged.added
     elif keep == "theirs":
         plan.data = theirs
@@ -488,7 +421,7 @@ def settle(mine: bytes, theirs: bytes, keep: str, original: str = "original", co
         if t.note is None:
             raise InvalidValueError(f"cannot keep both: {t.problem}; keep mine or theirs")
         assert m.note is not None
-        plan.data = keep_both(m.note, t.note, copy_source(Path(copy).name)).render()
+        plan.data = keep_both(m.note, t.note, source or copy_source(Path(copy).name)).render()
     plan.lost_from_original = plan.data != mine and lost_any(m, plan.data)
     plan.lost_from_copy = lost_any(t, plan.data)
     return plan

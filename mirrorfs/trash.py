@@ -4,18 +4,24 @@ An entry is `.mirrorfs/trash/<UTC stamp>[-<instance>]/<original path>`: the
 stamp orders entries and keeps two entries of one path apart; the instance,
 when given, names who removed the note (a forget), which reflections report.
 Text a merge replaced carries no instance: nothing was removed by anyone.
+A merge of a conflict copy names its entry after the copy instead,
+`<stamp>.<12 hex>` (`merge_entry`): every device that merges the same copy
+fills the same entry with the same bytes, so a sync tool carries one entry,
+not one per device.
 Obsidian's own trash (`.trash/<file name>`) is only read, to tell that a
 person removed a note. Every write goes through the vault's one write path.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mirrorfs import storage
-from mirrorfs.errors import InvalidValueError, NotFoundError
+from mirrorfs.errors import ConflictError, InvalidValueError, NotFoundError
 from mirrorfs.layout import TRASH_DIR, trash_entry, trash_entry_instance
 
 if TYPE_CHECKING:
@@ -27,21 +33,54 @@ entry_name = trash_entry
 entry_instance = trash_entry_instance
 
 
-def _target(relpath: str, instance: str | None) -> str:
-    return f"{TRASH_DIR}/{entry_name(instance)}/{relpath}"
+def merge_entry(copy_relpath: str, copy_sha: str, when: dt.datetime | None = None) -> str:
+    """The entry name for what merging the conflict copy *copy_relpath* (hashing to *copy_sha*) replaces.
+
+    Made of the copy alone, so two devices merging the same copy name the same
+    entry: the copy's own time (its name's, as the sync tool wrote it) when
+    known, then 12 hex of sha256(copy path, copy hash).
+    """
+    key = hashlib.sha256(f"{copy_relpath}\0{copy_sha}".encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    stamp = when.strftime("%Y%m%dT%H%M%S") if when is not None else "00000000T000000"
+    return f"{stamp}.{key}"
 
 
-def put(vault: "Vault", relpath: str, data: bytes, instance: str | None = None) -> str:
-    """Keep a copy of *data* (bytes *relpath* held) in the trash; the entry's vault-relative path."""
-    target = _target(relpath, instance)
-    vault.store.create(vault.root / target, data)
+def _target(relpath: str, instance: str | None, entry: str | None) -> str:
+    return f"{TRASH_DIR}/{entry or entry_name(instance)}/{relpath}"
+
+
+def _same_bytes(path: Path, data: bytes | None) -> bool:
+    return data is not None and storage.read(path).data == data
+
+
+def put(vault: "Vault", relpath: str, data: bytes, instance: str | None = None, entry: str | None = None) -> str:
+    """Keep a copy of *data* (bytes *relpath* held) in the trash; the entry's vault-relative path.
+
+    With a fixed *entry* (`merge_entry`) an entry that already holds exactly
+    *data* (another device put it there) is the one.
+    """
+    target = _target(relpath, instance, entry)
+    try:
+        vault.store.create(vault.root / target, data)
+    except ConflictError:
+        if entry is None or not _same_bytes(vault.root / target, data):
+            raise
     return target
 
 
-def move(vault: "Vault", relpath: str, sha: str, instance: str | None = None) -> str:
-    """Move the file at *relpath* (still hashing to *sha*) to the trash; the entry's vault-relative path."""
-    target = _target(relpath, instance)
-    vault.store.move(vault.root / relpath, vault.root / target, sha)
+def move(vault: "Vault", relpath: str, sha: str, instance: str | None = None, entry: str | None = None) -> str:
+    """Move the file at *relpath* (still hashing to *sha*) to the trash; the entry's vault-relative path.
+
+    With a fixed *entry* that already holds the same bytes, the file is only removed.
+    """
+    target = _target(relpath, instance, entry)
+    full = vault.root / target
+    try:
+        vault.store.move(vault.root / relpath, full, sha)
+    except ConflictError:
+        if entry is None or storage.read(full).sha != sha:
+            raise
+        vault.store.delete(vault.root / relpath, sha)  # the entry already holds these bytes
     return target
 
 

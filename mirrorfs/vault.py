@@ -89,6 +89,7 @@ class Vault:
         self.store = storage.Store(self.state_dir / "locks", root=root,
                                    on_write=self._announce if announce else None)
         self._announced = False
+        self._device: dict | None = None  # this device's settings while it has no default instance
         self._keyring = None
         self._salt: bytes | None = None
         self._own_keyring = False
@@ -173,12 +174,15 @@ class Vault:
         device = _load_yaml_file(device_file) or {}
         chosen = instance or os.environ.get(ENV_INSTANCE) or device.get("instance") or default_instance_name()
         check_instance_name(chosen)
-        # The instance named at `init` is this device's default; a command run
-        # with another --instance (an MCP client, a typo) never changes it.
+        # The instance named at `init` is this device's default; on a device
+        # that never ran init (a clone, a synced copy), the first instance a
+        # person writes as (see `_announce`). A listing with --instance, or an
+        # MCP client, never changes it.
         if remember_instance and device.get("instance") != chosen:
-            device["instance"] = chosen
-            storage.atomic_write(device_file, yaml.safe_dump(device).encode("utf-8"))
-        return cls(root, config, chosen, announce=announce)
+            _remember_default(device_file, device, chosen)
+        vault = cls(root, config, chosen, announce=announce)
+        vault._device = device if not device.get("instance") else None
+        return vault
 
     def _announce(self, path: Path) -> None:
         """Before this instance first writes to the vault, make sure it has a card.
@@ -188,6 +192,8 @@ class Vault:
         if self._announced:
             return
         self._announced = True
+        if self._device is not None:
+            _remember_default(self.state_dir / "device.yaml", self._device, self.instance)
         if path != self.instances.card_path():
             self.instances.ensure_card()
 
@@ -546,6 +552,11 @@ class Vault:
 
     def __repr__(self) -> str:
         return f"<Vault {self.root} instance={self.instance}>"
+
+
+def _remember_default(device_file: Path, device: dict, instance: str) -> None:
+    device["instance"] = instance
+    storage.atomic_write(device_file, yaml.safe_dump(device).encode("utf-8"))
 
 
 def _load_yaml_file(path: Path) -> Any:

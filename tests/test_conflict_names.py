@@ -10,8 +10,10 @@ from mirrorfs.conflict_names import (
     SCHEMES,
     TOOLS,
     conflict_original,
+    git_copy_name,
     is_conflict_copy,
     parse_conflict_name,
+    probable_copy,
 )
 
 # (copy, original, tool, device, time, number), as each tool writes them.
@@ -49,6 +51,28 @@ REAL_NAMES = [
     ("日本語 のノート.sync-conflict-20261121-100412-ABCDEF7.md", "日本語 のノート.md", "syncthing", "ABCDEF7",
      dt.datetime(2026, 11, 21, 10, 4, 12), None),
     ("v2.1 notes (Sam's conflicted copy 2026-11-21).md", "v2.1 notes.md", "dropbox", "Sam", dt.datetime(2026, 11, 21), None),
+    # mirrorfs's own git merge driver: the other side of a same-line clash.
+    ("memory/colour.git-conflict-20261121-100412-3302770.md", "memory/colour.md", "git", "3302770",
+     dt.datetime(2026, 11, 21, 10, 4, 12), None),
+    # OneDrive for Linux (abraunegg/onedrive >= 2.5.3): host name, then a 4-digit counter.
+    ("file5-devbox-safeBackup-0001.md", "file5.md", "onedrive", "devbox", None, 1),
+    ("memory/tea-laptop-safeBackup-0012.md", "memory/tea.md", "onedrive", "laptop", None, 12),
+    # Resilio Sync: the version that was there before, numbered when it happens again.
+    ("plan.Conflict.md", "plan.md", "resilio", None, None, None),
+    ("plan.Conflict1.md", "plan.md", "resilio", None, None, 1),
+    ("plan.Conflict 3.md", "plan.md", "resilio", None, None, 3),
+    ("plan.Conflict.Conflict.md", "plan.md", "resilio", None, None, None),
+]
+
+# Names a note could also have: copies only when the note they name is the same note.
+PROBABLE_NAMES = [
+    # (copy, original, tool, device, number)
+    ("memory/tea 2.md", "memory/tea.md", "icloud", None, 2),
+    ("Meeting notes 12.md", "Meeting notes.md", "icloud", None, 12),
+    ("memory/tea (1).md", "memory/tea.md", "google_drive", None, 1),
+    ("memory/tea-DESKTOP-AB12CDE.md", "memory/tea.md", "onedrive", "DESKTOP-AB12CDE", None),
+    ("Les caractères-MacBook Pro de Charlyne-10.md", "Les caractères.md", "onedrive", "MacBook Pro de Charlyne", 10),
+    ("sessions/a/2026-11-21-trip-a1b2-MyPC.md", "sessions/a/2026-11-21-trip-a1b2.md", "onedrive", "MyPC", None),
 ]
 
 
@@ -62,9 +86,44 @@ def test_real_names_of_each_tool(copy, original, tool, device, time, number):
 
 
 def test_every_scheme_of_the_table_is_exercised():
-    used = {i for copy, *_ in REAL_NAMES for i, s in enumerate(SCHEMES) if s.pattern.match(copy.rsplit("/", 1)[-1])}
+    names = [copy for copy, *_ in REAL_NAMES] + [copy for copy, *_ in PROBABLE_NAMES]
+    used = {i for copy in names for i, s in enumerate(SCHEMES) if s.pattern.match(copy.rsplit("/", 1)[-1])}
     assert used == set(range(len(SCHEMES)))
-    assert set(TOOLS) == {"syncthing", "dropbox", "nextcloud", "obsidian"}
+    assert set(TOOLS) == {"syncthing", "dropbox", "nextcloud", "obsidian", "git", "onedrive", "resilio", "icloud",
+                          "google_drive"}
+
+
+@pytest.mark.parametrize("copy,original,tool,device,number", PROBABLE_NAMES)
+def test_probable_names_are_copies_only_of_the_same_note(copy, original, tool, device, number):
+    assert parse_conflict_name(copy) is None and not is_conflict_copy(copy)
+    asked = []
+
+    def same(c, o):
+        asked.append(o)
+        return o == original
+
+    name = probable_copy(copy, same)
+    assert (name.original, name.tool, name.device, name.number) == (original, tool, device, number)
+    assert probable_copy(copy, lambda c, o: False) is None
+    assert asked[-1] == original
+
+
+def test_a_host_name_with_hyphens_is_read_by_what_the_folder_holds():
+    copy = "file5-onedrive-client-dev-safeBackup-0002.data"
+    assert parse_conflict_name(copy).original == "file5-onedrive-client.data"  # no folder to look at
+    name = parse_conflict_name(copy, exists=lambda rel: rel == "file5.data")
+    assert (name.original, name.device, name.number) == ("file5.data", "onedrive-client-dev", 2)
+    slug = "sessions/a/2026-11-21-trip-a1b2-sam-laptop-safeBackup-0001.md"
+    assert parse_conflict_name(slug, exists=lambda rel: rel == "sessions/a/2026-11-21-trip-a1b2.md").device == \
+        "sam-laptop"
+
+
+def test_git_copy_names_read_back():
+    made = git_copy_name("memory/colour.md", "3302770cb6ee1c4f", dt.datetime(2026, 11, 21, 10, 4, 12))
+    assert made == "memory/colour.git-conflict-20261121-100412-3302770.md"
+    assert parse_conflict_name(made).original == "memory/colour.md"
+    assert git_copy_name("Makefile", "abcdef0", dt.datetime(2026, 1, 2, 3, 4, 5)) == \
+        "Makefile.git-conflict-20260102-030405-abcdef0"
 
 
 def test_a_copy_of_a_copy_names_the_note_at_the_end_of_the_chain():
@@ -110,6 +169,14 @@ def test_paths_keep_their_folders_and_accept_os_paths():
     "sync-conflict-notes.md",
     ".sync-conflict-20261121-100412-ABCDEF7.md",  # no original name
     "(Sam's conflicted copy 2026-11-21).md",  # no original name
+    "plan.Conflicts.md",
+    "Conflict.md",
+    "my-safeBackup-notes.md",
+    "plan-laptop-safeBackup-1.md",  # the counter has four digits
+    "plan.git-conflict-20261121-100412-ABCDEF1.md",  # lower-case hex only
+    "Chapter 2.md",  # iCloud's form: a copy only when it is the same note (probable_copy)
+    "plan (1).md",
+    "trip-planning.md",
 ])
 def test_names_that_only_look_like_copies(path):
     assert parse_conflict_name(path) is None

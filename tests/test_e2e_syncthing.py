@@ -143,18 +143,25 @@ def mesh(tmp_path):
         assert (phone.root / ".mirrorfs" / "config.yaml").read_bytes() == \
             (laptop.root / ".mirrorfs" / "config.yaml").read_bytes()
         pair.laptop, pair.phone = laptop, phone
-        try:
-            laptop.start_watch()
-            phone.start_watch()
+        with watching(states, laptop, phone):
             yield pair
-        finally:
-            codes = [d.stop_watch() for d in (laptop, phone)]
-            for d in (laptop, phone):
-                d.drain()
-            shutil.rmtree(states, ignore_errors=True)
-        assert codes == [0, 0], (codes, laptop.seen, phone.seen)
-        for d in (laptop, phone):
-            assert not [l for l in d.seen if "Traceback" in l], (d.name, d.seen)
+
+
+@contextlib.contextmanager
+def watching(states: Path, *devices: Device):
+    """`mirrorfs watch` on each device for the block; then each must stop cleanly, without a traceback."""
+    try:
+        for d in devices:
+            d.start_watch()
+        yield
+    finally:
+        codes = [d.stop_watch() for d in devices]
+        for d in devices:
+            d.drain()
+        shutil.rmtree(states, ignore_errors=True)
+    assert codes == [0] * len(devices), (codes, [d.seen for d in devices])
+    for d in devices:
+        assert not [l for l in d.seen if "Traceback" in l], (d.name, d.seen)
 
 
 def _conflict_copies(root: Path) -> list[str]:
