@@ -398,6 +398,15 @@ class Vault:
         return semantic.similar(self, text_or_path, limit=limit, method=method or "hybrid",
                                 sessions=kwargs.get("sessions", False))
 
+    def set_conflict_strategy(self, strategy: str) -> str:
+        """What the watcher does with sync conflict copies: `merge` (the default), `latest`
+        (keep the newer side, the other to the trash) or `manual` (merge nothing, list them all)."""
+        from mirrorfs import conflict_strategy
+
+        value = conflict_strategy.set_strategy(self.store, self.root, strategy)
+        self.config = load_config(self.root)
+        return value
+
     def sessions_by_tag(self, tag: str):
         """Sessions tagged *tag* or a nested tag under it (from the index), newest first."""
         from mirrorfs import search
