@@ -1,4 +1,4 @@
-"""CLI commands for sync-conflict copies; mirrorfs/cli.py imports this module at its end."""
+"""CLI commands for sync-conflict copies (rows of the registry in mirrorfs/cli.py)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,13 @@ def _list_text(items: list[api.OpenConflict]) -> str:
 @json_option
 @pass_vault
 def list_cmd(vault, as_json: bool) -> None:
-    """Conflict copies waiting for a person, and copies not merged yet."""
+    """Conflict copies waiting for a person, and copies not merged yet (from every device).
+
+    \b
+    Examples:
+      mirrorfs conflicts list
+      mirrorfs conflicts list --json
+    """
     items = api.list_open(vault)
     output([c.to_dict() for c in items], as_json, lambda _: _list_text(items))
 
@@ -55,7 +61,12 @@ def list_cmd(vault, as_json: bool) -> None:
 @json_option
 @pass_vault
 def show_cmd(vault, path: str, as_json: bool) -> None:
-    """Show both sides of a conflict as a diff (PATH: the copy, or its note)."""
+    """Show both sides of a conflict as a diff (PATH: the copy, or its note).
+
+    \b
+    Example:
+      mirrorfs conflicts show memory/tea.md
+    """
     view = api.show(vault, path)
 
     def text(_) -> str:
@@ -75,7 +86,13 @@ def show_cmd(vault, path: str, as_json: bool) -> None:
 @json_option
 @pass_vault
 def resolve_cmd(vault, path: str, keep: str, as_json: bool) -> None:
-    """Settle a conflict (PATH: the copy, or its note). Replaced text goes to the trash."""
+    """Settle a conflict (PATH: the copy, or its note). Replaced text goes to the trash.
+
+    \b
+    Examples:
+      mirrorfs conflicts resolve memory/tea.md --keep both
+      mirrorfs conflicts resolve "memory/tea.sync-conflict-20261121-100412-ABCDEF7.md" --keep theirs
+    """
     result = api.resolve(vault, path, keep)
     output(result.to_dict(), as_json, lambda _: result.summary())
 
@@ -86,7 +103,13 @@ def resolve_cmd(vault, path: str, keep: str, as_json: bool) -> None:
 @json_option
 @pass_vault
 def merge_cmd(vault, strategy: str | None, as_json: bool) -> None:
-    """Merge every conflict copy (and note with git markers) now, as the watcher does as they arrive."""
+    """Merge every conflict copy (and note with git markers) now, as the watcher does as they arrive.
+
+    \b
+    Examples:
+      mirrorfs conflicts merge
+      mirrorfs conflicts merge --strategy latest
+    """
     results = api.merge_all(vault, strategy=strategy)
     output(
         [r.to_dict() for r in results], as_json,
@@ -105,6 +128,11 @@ def strategy_cmd(vault, strategy: str | None, as_json: bool) -> None:
     merge   merge when the merge is certain, else keep both for a person (the default)
     latest  keep the newer side; the other goes to the vault's trash
     manual  merge nothing; every copy waits here for a person
+
+    \b
+    Examples:
+      mirrorfs conflicts strategy
+      mirrorfs conflicts strategy manual
     """
     if strategy is not None:
         conflict_strategy.set_strategy(vault.store, vault.root, strategy)

@@ -30,6 +30,10 @@ def setup_cmd(vault, ignore: bool, as_json: bool) -> None:
     instance's latest card, other notes three ways; where both sides changed
     the same line the note keeps ours and theirs is kept beside it as a
     conflict copy (`mirrorfs conflicts list`). Run it once in every clone.
+
+    \b
+    Example:
+      mirrorfs git setup
     """
     from mirrorfs import gitsync
 
