@@ -1,7 +1,6 @@
 """`mirrorfs import SOURCE PATH`: a thin adapter over mirrorfs.import_sources and mirrorfs.import_markdown.
 
-mirrorfs/cli.py imports this module when the command runs (LAZY_COMMANDS); it
-registers the one command `import_cmd` on the root group.
+A row of the command registry in mirrorfs/cli.py: imported only when `import` runs.
 """
 
 from __future__ import annotations

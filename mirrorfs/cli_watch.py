@@ -1,4 +1,4 @@
-"""`mirrorfs watch` and `mirrorfs status`; mirrorfs/cli.py imports this module at its end."""
+"""`mirrorfs watch` and `mirrorfs status` (rows of the registry in mirrorfs/cli.py)."""
 
 from __future__ import annotations
 
