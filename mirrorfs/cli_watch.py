@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from mirrorfs.cli_base import (
@@ -20,8 +22,9 @@ from mirrorfs.cli_base import (
 @click.option("--unlock", is_flag=True,
               help="Ask for the passphrase once, then seal the ```secret blocks people save.")
 @passphrase_file_option
+@json_option
 @pass_vault
-def watch(vault, polling: bool, exec_cmd: str | None, unlock: bool, passphrase_file) -> None:
+def watch(vault, polling: bool, exec_cmd: str | None, unlock: bool, passphrase_file, as_json: bool) -> None:
     """Watch the vault: index every change, merge conflict copies, print reflections.
 
     Runs until Ctrl-C or SIGTERM. While it runs, `mirrorfs search` asks it
@@ -34,6 +37,7 @@ def watch(vault, polling: bool, exec_cmd: str | None, unlock: bool, passphrase_f
       mirrorfs watch
       mirrorfs --instance laptop watch --polling
       mirrorfs watch --exec 'notify-send mirrorfs "$MIRRORFS_SUMMARY"'
+      mirrorfs watch --json | jq .summary    # one JSON object per reflection; status lines on stderr
     """
     from mirrorfs.daemon import WatchDaemon
 
@@ -43,8 +47,9 @@ def watch(vault, polling: bool, exec_cmd: str | None, unlock: bool, passphrase_f
         vault,
         polling=polling,
         exec_cmd=exec_cmd,
-        echo=lambda line: click.echo(line),
+        echo=lambda line: click.echo(line, err=as_json),
         warn=lambda line: click.echo(f"warning: {line}", err=True),
+        on_reflection=(lambda r: click.echo(json.dumps(r.to_dict(), ensure_ascii=False))) if as_json else None,
     ).run()
 
 

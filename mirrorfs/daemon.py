@@ -88,9 +88,12 @@ class WatchDaemon:
         serve: bool = True,
         watcher_options: dict[str, Any] | None = None,
         heartbeat: float = HEARTBEAT,
+        on_reflection: Callable[[Any], None] | None = None,
     ):
         self.vault = vault
         self.heartbeat = heartbeat
+        # Given, it receives each reflection instead of *echo* its line (`watch --json`).
+        self.on_reflection = on_reflection
         self.polling = polling
         self.exec_cmd = exec_cmd
         self.echo = echo
@@ -143,7 +146,8 @@ class WatchDaemon:
         self._reflector = Reflector(self.vault)
         backlog = self._reflector.start()
         if backlog:
-            self.echo(f"{len(backlog)} unread reflections since this instance last looked (`mirrorfs reflections`)")
+            self.echo(f"{len(backlog)} unread reflection{'s' if len(backlog) != 1 else ''} since this instance "
+                      "last looked (`mirrorfs reflections`)")
         if self.serve:
             self._server = QueryServer(Path(self.vault.state_dir), self._handlers())
             if not self._server.start():
@@ -377,7 +381,10 @@ class WatchDaemon:
                 self._merge(copy, take_over=take_over, starting=not take_over)
 
     def _emit(self, reflection) -> None:
-        self.echo(reflection.line())
+        if self.on_reflection is not None:
+            self.on_reflection(reflection)
+        else:
+            self.echo(reflection.line())
         if not self.exec_cmd:
             return
         env = {**os.environ, **reflection.env()}

@@ -178,3 +178,34 @@ def test_a_world_readable_passphrase_file_warns_in_one_line(vault, tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stderr == f"warning: the passphrase file {pw} is readable by other users (chmod 600 it)\n"
+
+
+def test_watch_json_prints_one_object_per_reflection(vault, state_dir):
+    import queue
+    import signal
+    import threading
+
+    from conftest import close_pipes
+
+    env = {**os.environ, "MIRRORFS_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "mirrorfs", "--vault", str(vault.root), "--instance", "laptop",
+                             "watch", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    out: queue.Queue = queue.Queue()
+    err: queue.Queue = queue.Queue()
+    readers = [threading.Thread(target=lambda: [out.put(line) for line in proc.stdout], daemon=True),
+               threading.Thread(target=lambda: [err.put(line) for line in proc.stderr], daemon=True)]
+    for t in readers:
+        t.start()
+    try:
+        while not err.get(timeout=30).startswith("watching "):
+            pass
+        Vault.open(vault.root, instance="phone").remember("From the phone", title="Phone note")
+        while True:
+            event = json.loads(out.get(timeout=30))
+            if event.get("path") == "memory/phone-note.md":
+                break
+        assert event["instance"] == "phone" and event["line"] == 'phone added memory "Phone note" (memory/phone-note.md)'
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        close_pipes(proc, *readers)
