@@ -26,6 +26,7 @@ from mirrorfs.errors import (
     NotFoundError,
     PathOutsideVaultError,
     UnparseableNoteError,
+    UnreadableNoteError,
     VaultNotFoundError,
 )
 from mirrorfs.ignore import is_ignored
@@ -202,7 +203,10 @@ class Vault:
     def resolve(self, path: str | os.PathLike) -> Path:
         """An absolute path inside the vault; PathOutsideVaultError for anything else."""
         p = Path(path).expanduser()
-        full = (p if p.is_absolute() else self.root / p).resolve()
+        try:
+            full = (p if p.is_absolute() else self.root / p).resolve()
+        except (RuntimeError, OSError):  # a link that leads to itself, a name too long to resolve
+            raise UnreadableNoteError(str(path), "a symbolic link loop: fix or remove the link") from None
         try:
             full.relative_to(self.root)
         except ValueError:

@@ -173,3 +173,15 @@ def test_one_huge_request_cannot_stall_the_watcher(vault):
             vault.search("tea " * 1000)
     finally:
         d.stop()
+
+
+def test_a_symbolic_link_loop_is_one_line_and_breaks_no_listing(run):
+    memory = run.vault.root / "memory"
+    run.vault.remember("Sam likes tea", title="Tea")
+    (memory / "loop2.md").symlink_to("loop1.md")
+    (memory / "loop1.md").symlink_to("loop2.md")
+    listed = run("memory", "list")
+    assert listed.exit_code == 0 and "memory/tea.md" in listed.output and "Traceback" not in listed.output
+    r = run("meta", "get", "memory/loop1.md", "title")
+    assert (r.exit_code, r.output) == (1, "Error: memory/loop1.md: a symbolic link loop: fix or remove the link\n")
+    assert run("search", "tea").exit_code == 0
