@@ -171,6 +171,27 @@ def message_of(body: str, block: Block) -> Message:
     )
 
 
+def torn_tail(text: str) -> int | None:
+    """Where a message block cut short by a crash starts at the end of *text*, or None.
+
+    A flat append writes a whole block in one write and fsyncs it; a crash in
+    between can leave its first bytes: a heading and an unfinished comment line,
+    with no line ending. Nothing else is taken for one (a person's last line
+    without a newline is not).
+    """
+    if not text or text.endswith("\n"):
+        return None
+    start = text.rfind("\n### ")
+    if start < 0:
+        return None
+    lines = text[start + 1:].split("\n")
+    if len(lines) != 2 or not lines[0].startswith("### "):
+        return None
+    comment = lines[1]
+    partial = COMMENT_PREFIX.startswith(comment) or (comment.startswith(COMMENT_PREFIX) and "-->" not in comment)
+    return start + 1 if comment and partial else None
+
+
 def parse(body: str) -> tuple[str, list[Message]]:
     """Split a session body into its preamble and its messages, in file order."""
     found = blocks(body)

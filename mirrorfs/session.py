@@ -17,7 +17,7 @@ from mirrorfs import export, ignore, storage, usage
 from mirrorfs import messages as msgs
 from mirrorfs import note as notes
 from mirrorfs.clock import isoformat as _iso
-from mirrorfs.clock import parse_since, timestamp
+from mirrorfs.clock import parse_since, time_or_none, timestamp
 from mirrorfs.errors import InvalidValueError, NotFoundError, UnreadableNoteError
 from mirrorfs.export import EXPORT_FORMATS as EXPORT_FORMATS
 from mirrorfs.memory import normalise_tags
@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 SESSIONS_DIR = "sessions"
 EPHEMERAL_DIR = "ephemeral"
 PERSISTENCE = ("persistent", "ephemeral")
+# A message appended within this many seconds of the session's last stamp is
+# appended flat (the file is not rewritten); after it, the whole file is, and
+# `updated` catches up. So `updated` lags the newest message by at most this.
+FLAT_WINDOW = 60.0
 STATUSES = ("open", "closed")
 
 # Re-exported for readers of sessions (the index, conflict merges).
@@ -154,15 +158,19 @@ class Session:
         sealed = self.vault.seal_body(content).rstrip("\r\n") if secret else self.vault.seal_text(content)
         msg = msgs.make(role, sealed, self.vault.instance, **metadata)
         block_tokens = metadata.get("tokens")
+        marker = (msgs.COMMENT_PREFIX + '{"id": "' + msg.id + '"').encode("utf-8")
 
         def append(data: bytes | None) -> bytes:
             if data is None:
                 raise NotFoundError(f"session {self.id} no longer exists")
             note = notes.parse(data, self.relpath)
             note.check_editable()
-            if msgs.COMMENT_PREFIX + '{"id": "' + msg.id + '"' in note.body:
+            if marker.decode("utf-8") in note.body:
                 return data  # already there: a retry after a swap that others built on
             body = note.body
+            torn = msgs.torn_tail(body)
+            if torn is not None:
+                body = body[:torn]  # the first bytes of an append a crash cut short (never acknowledged)
             if body and not body.endswith("\n"):
                 body += note.newline
             body += msgs.render(msg, note.newline)
@@ -178,10 +186,42 @@ class Session:
                     f"new session: mirrorfs session new TITLE --previous {self.id}")
             return data
 
-        self.vault.store.update(self.path, append, append_only=True)
+        plain = block_tokens is None and not usage.running_totals({}, metadata)
+        flat = plain and self.vault.store.append(self.path, lambda head, tail, size: self._flat_block(msg, head, tail),
+                                                 lambda data: marker in data)
+        if not flat:
+            self.vault.store.update(self.path, append, append_only=True)
         if not self.ephemeral:
             self.vault.touched(self.relpath, "write")
         return msg
+
+    def _flat_block(self, msg: Message, head: bytes, tail: bytes) -> bytes | None:
+        """The bytes a flat append adds (see docs/format.md), or None for the whole-file path.
+
+        Flat when the front matter needs no new values: it was stamped by this
+        instance less than FLAT_WINDOW seconds ago and the message carries no
+        token counts. Otherwise, and when the front matter does not parse or
+        the end of the file looks torn, the whole-file path handles it.
+        """
+        close = head.find(b"\n---", 3)
+        end = head.find(b"\n", close + 4) if close >= 0 else -1
+        if end < 0:
+            return None  # no front matter, or longer than the head
+        try:
+            note = notes.parse(head[: end + 1], self.relpath)
+        except UnreadableNoteError:
+            return None
+        if note.error is not None or note.meta.get("type") not in (None, "session"):
+            return None
+        stamped = time_or_none(note.meta.get("updated"))
+        if note.meta.get("updated_by") != self.vault.instance or stamped is None or \
+                not 0 <= (timestamp() - stamped).total_seconds() < FLAT_WINDOW:
+            return None
+        text = tail.decode("utf-8", "ignore")
+        if msgs.torn_tail(text) is not None:
+            return None
+        lead = note.newline if tail and not tail.endswith(b"\n") else ""
+        return (lead + msgs.render(msg, note.newline)).encode("utf-8")
 
     def get_token_usage(self) -> dict[str, Any]:
         """Tokens and estimated cost of this session's AI calls (see mirrorfs.usage):

@@ -179,8 +179,9 @@ class Store:
     (a vanished or unmounted vault stays vanished). *on_write* is told the path
     before each write into *root* (the vault announces its instance's card). *before_swap*, when given,
     is called as `before_swap(stage, path)` at "synced" (the new bytes are
-    durable in their temp file) and "checked" (the last look found the note
-    unchanged, the swap comes next): a seam for fault-injection tests.
+    durable in their temp file), "checked" (the last look found the note
+    unchanged, the swap comes next) and, for a flat append, "looked" (the end
+    of the file was read, the append comes next): a seam for fault-injection tests.
     """
 
     def __init__(self, lock_dir: str | os.PathLike, root: str | os.PathLike | None = None,
@@ -240,6 +241,81 @@ class Store:
                     if attempt == attempts - 1:
                         raise
         raise AssertionError("unreachable")
+
+    def append(
+        self,
+        path: str | os.PathLike,
+        block_for: Callable[[bytes, bytes, int], bytes | None],
+        already_there: Callable[[bytes], bool],
+        head_bytes: int = 64 * 1024,
+        tail_bytes: int = 4096,
+    ) -> bool:
+        """Append bytes at the end of *path* without rewriting it (`O_APPEND`): the cost of
+        an append does not grow with the file. True when appended; False when the caller
+        must take the whole-file path (`update`) instead.
+
+        *block_for(head, tail, size)* sees the file's first and last bytes and its size,
+        and returns the exact bytes to append, or None to decline (the front matter
+        needs a rewrite, the end of the file looks torn, ...). The append happens only
+        while nobody holds the file open (no in-place save is mid-write) and only to
+        the file *path* names before and after the write: if an editor's save replaced
+        the file meanwhile, the append is made again to the new file unless
+        *already_there(new bytes)*.
+        """
+        path = Path(path)
+        self._will_write(path)
+        with self.lock(path):
+            for _ in range(APPEND_RETRIES):
+                try:
+                    fd = open_regular(path)
+                except FileNotFoundError:
+                    return False
+                try:
+                    st = os.fstat(fd)
+                    head = os.pread(fd, head_bytes, 0)
+                    tail = os.pread(fd, tail_bytes, max(0, st.st_size - tail_bytes))
+                finally:
+                    os.close(fd)
+                block = block_for(head, tail, st.st_size)
+                if block is None:
+                    return False
+                if st.st_size + len(block) > MAX_NOTE_BYTES:
+                    return False  # the whole-file path says so, with what to do
+                _check_content(path, block)
+                self._hook("looked", path)
+                atomic.wait_until_unshared(path)
+                try:
+                    wfd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0))
+                except FileNotFoundError:
+                    return False
+                except OSError as exc:
+                    raise os_error(exc, path) from None
+                try:
+                    now = os.fstat(wfd)
+                    if (now.st_ino, now.st_dev, now.st_size) != (st.st_ino, st.st_dev, st.st_size):
+                        continue  # changed since we looked: look again
+                    try:
+                        view = memoryview(block)
+                        while view:
+                            view = view[os.write(wfd, view):]
+                        os.fsync(wfd)
+                    except OSError as exc:
+                        raise os_error(exc, path) from None
+                finally:
+                    os.close(wfd)
+                try:
+                    after = os.stat(path)
+                except FileNotFoundError:
+                    after = None
+                if after is not None and (after.st_ino, after.st_dev) == (st.st_ino, st.st_dev):
+                    return True
+                # An editor's save replaced the file while we wrote into the old one.
+                current = read(path)
+                if current.data is None:
+                    return False
+                if already_there(current.data):
+                    return True
+            raise ConflictError(path, f"{path} kept changing while a message was appended; nothing was written")
 
     def create(self, path: str | os.PathLike, data: bytes) -> None:
         """Write a new file; ConflictError if something is already there (never overwritten)."""
