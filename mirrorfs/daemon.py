@@ -74,6 +74,16 @@ def read_status(vault: Vault) -> dict[str, Any]:
     return data
 
 
+def _embed_batch(changes: list[Change]) -> dict[str, bytes | None]:
+    """What the embedding queue needs of a batch: each path with the bytes read (None: gone or unread)."""
+    batch: dict[str, bytes | None] = {}
+    for change in changes:
+        if change.old_path:
+            batch[change.old_path] = None
+        batch[change.path] = change.content
+    return batch
+
+
 class WatchDaemon:
     """Watch one vault; see the module docstring. Use start()/stop() or run()."""
 
@@ -108,6 +118,7 @@ class WatchDaemon:
         self._reflector: Reflector | None = None
         self._watcher: Watcher | None = None
         self._server: QueryServer | None = None
+        self._embeds = None  # an EmbedQueue once this device has embeddings
         self._threads: list[threading.Thread] = []
         self._last_events: deque[dict] = deque(maxlen=LAST_EVENTS)
         # Conflict copies to look at again: copy -> (when, take over from the chosen watcher).
@@ -181,6 +192,14 @@ class WatchDaemon:
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         return self._indexed.wait(left)
 
+    def wait_embedded(self, timeout: float) -> bool:
+        """Wait until the embeddings have caught up with what was seen (True at once without any)."""
+        deadline = time.monotonic() + timeout
+        if not self._indexed.wait(timeout):
+            return False
+        embeds = self._embeds
+        return embeds is None or embeds.wait_idle(max(0.0, deadline - time.monotonic()))
+
     def stop(self) -> None:
         """Stop cleanly: deliver what is pending, close the socket, mark the card idle."""
         self._stop.set()
@@ -190,6 +209,8 @@ class WatchDaemon:
             self._server.stop()
         for thread in self._threads:
             thread.join(10)
+        if self._embeds is not None:  # after the joins: the first index's thread starts it
+            self._embeds.stop()
         self._touch(status="idle", force=True)
         if self._index is not None:
             self._index.close()
@@ -242,11 +263,34 @@ class WatchDaemon:
                         self._index.reconcile()
                     except MirrorfsError as exc:
                         self._report(exc)
+        self._embeds = self._embed_queue()
         # Conflict copies that arrived while no watcher ran. Another device may be
         # starting too: decide once its "watching" card has had time to arrive.
         due = time.monotonic() + conflict_owner.START_SECONDS
         for name in conflicts.find_conflicts(self.vault):
             self._later.setdefault(name.relpath, (due, False))
+
+    def _embed_queue(self):
+        """Keep this device's embeddings fresh in the background, when it has any.
+
+        Embeddings are opted into (`mirrorfs index embed`): a watcher never
+        starts embedding a whole vault on its own. A first pass catches what
+        changed while no watcher ran.
+        """
+        if self._stop.is_set() or not self.vault.has_embeddings():
+            return None
+        from mirrorfs import embedders
+        from mirrorfs.embed_queue import EmbedQueue
+        from mirrorfs.errors import EmbedderError
+
+        try:
+            embedder = embedders.get()
+        except EmbedderError as exc:
+            self.warn(f"embeddings are not kept up to date: {exc}")
+            return None
+        queue = EmbedQueue(self.vault, embedder, on_error=self._report).start()
+        queue.submit(None)
+        return queue
 
     def _on_changes(self, changes: list[Change]) -> None:
         started = time.monotonic()
@@ -272,6 +316,8 @@ class WatchDaemon:
                         snapshots.remember(self.vault, change.path, change.content)
                     except MirrorfsError as exc:
                         self._report(exc)
+            if self._embeds is not None:
+                self._embeds.submit(_embed_batch(changes))
             if not self.indexing:
                 # The watcher's bytes and hashes straight to the index: only these
                 # documents, one Whoosh commit however many files changed. (While

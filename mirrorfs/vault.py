@@ -366,6 +366,16 @@ class Vault:
 
         return semantic.has_embeddings(self)
 
+    def embed(self, embedder: str | None = None, progress=None):
+        """Bring this device's embeddings up to date (build them the first time): an UpdateReport.
+
+        Only notes whose stat changed are read, only chunks whose text changed are
+        embedded; a running watcher keeps them fresh from then on.
+        """
+        from mirrorfs import semantic
+
+        return semantic.update(self, None, embedder, progress)
+
     def search(self, query: str, types=None, sessions: bool = True, limit: int | None = 20,
                mode: str | None = None, min_score: float | None = None, **kwargs: Any):
         """Search notes and session messages: `keyword` (the query syntax of docs/search.md),

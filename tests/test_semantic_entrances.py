@@ -63,3 +63,43 @@ def test_the_context_builder_recalls_by_meaning_once_embeddings_exist(vault):
     after = vault.context(query=QUESTION, strategy="relevant", budget_tokens=2000)
     memory = [item for item in after.items if item.kind == "memory"]
     assert memory[0].path == paths[MEMORIES[0]] and memory[0].why.startswith("relevant: memory")
+
+
+def test_the_watcher_embeds_what_another_instance_writes_once_embeddings_exist(vault):
+    import queue
+
+    from mirrorfs.daemon import WatchDaemon
+    from mirrorfs.vault import Vault
+
+    paths = _remember_all(vault)
+    report = vault.embed("local")
+    assert report.changed > len(MEMORIES) and report.embedded and vault.has_embeddings()  # memories, SOUL.md, ...
+    batches: queue.Queue = queue.Queue()
+    daemon = WatchDaemon(vault, echo=lambda line: None)
+    daemon.on_batch = batches.put
+    daemon.start()
+    try:
+        assert daemon.wait_ready(30) and daemon.wait_embedded(30)
+        phone = Vault.open(vault.root, instance="phone")
+        new = phone.remember("Olek rides his bicycle to the office every day.").path
+        while not any(c.path == new for c in batches.get(timeout=30)):
+            pass
+        assert daemon.wait_embedded(30)
+        hits = vault.search("How does he commute to work?", mode="semantic", limit=1)
+        assert [h.path for h in hits] == [new]
+        assert paths[MEMORIES[0]] in [h.path for h in vault.search(QUESTION, mode="semantic", limit=1)]
+    finally:
+        daemon.stop()
+
+
+def test_a_watcher_never_starts_embedding_a_vault_on_its_own(vault):
+    from mirrorfs import state
+    from mirrorfs.daemon import WatchDaemon
+
+    _remember_all(vault)
+    daemon = WatchDaemon(vault, echo=lambda line: None).start()
+    try:
+        assert daemon.wait_ready(30) and daemon.wait_embedded(30)
+        assert not state.vectors_file(vault.state_dir).exists()
+    finally:
+        daemon.stop()
