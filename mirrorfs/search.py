@@ -274,16 +274,8 @@ def find_similar(vault, text_or_path: str, limit: int = 10, threshold: float = 0
 
 
 def session_search(session, text: str, case_sensitive: bool = False) -> list:
-    """Messages of one session whose content contains *text* (a plain substring)."""
-    if not text:
-        raise InvalidValueError("search text must not be empty")
-    needle = text if case_sensitive else text.casefold()
-    found = []
-    for msg in session.get_messages():
-        hay = msg.content if case_sensitive else msg.content.casefold()
-        if needle in hay:
-            found.append(msg)
-    return found
+    """Messages of one session whose content contains *text* (a plain substring): `Session.search`."""
+    return session.search(text, case_sensitive)
 
 
 def _info(relpath: str, rec: tuple) -> NoteInfo:
