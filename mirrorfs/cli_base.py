@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import click
 
-from mirrorfs import passphrase
+from mirrorfs import passphrase, render
 from mirrorfs.errors import MirrorfsError
 from mirrorfs.vault import Vault
 
@@ -123,7 +123,7 @@ def _default(value: Any) -> Any:
 def output(data: Any, as_json: bool, text: Callable[[Any], str] | str | None = None) -> None:
     """Print *data* as JSON for scripts, or as text for people."""
     if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=_default))
+        click.echo(render.json_text(data, _default))
         return
     if text is None:
         click.echo(data)
