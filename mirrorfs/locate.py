@@ -116,7 +116,7 @@ def guess_state_base() -> Path | None:
     override = state_override()
     if override is not None:
         return override
-    if sys.platform != "linux" or os.environ.get("ANDROID_DATA") or os.geteuid() == 0:
+    if sys.platform != "linux" or os.environ.get("ANDROID_DATA"):
         return None
     xdg = os.environ.get("XDG_STATE_HOME", "")
     if xdg:
