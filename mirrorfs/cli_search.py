@@ -113,6 +113,8 @@ def search_cmd(vault, query, types, tags, instances, no_sessions, any_word, limi
     """
     args = dict(types=check_types(types), sessions=not no_sessions, limit=limit,
                 tags=list(tags) or None, instances=list(instances) or None, any_word=any_word)
+    if paths and mode in (None, "keyword") and min_score is None:
+        args["snippets"] = False  # only the paths are printed: no highlighting (the lean console asks the same)
     if unlock or passphrase_file is not None:
         if mode not in (None, "keyword") or min_score is not None:
             raise InvalidValueError("--unlock searches by keyword only: leave out --mode and --min-score")
@@ -120,6 +122,7 @@ def search_cmd(vault, query, types, tags, instances, no_sessions, any_word, limi
         from mirrorfs.secret_search import search_unlocked
 
         unlock_vault(vault, passphrase_file, create=False)  # a read never sets the key
+        args.pop("snippets", None)
         results = search_unlocked(vault, query, **args)
     else:
         # Keyword searches ask a running watcher first (mirrorfs.search).

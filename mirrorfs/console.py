@@ -223,7 +223,8 @@ def _search(root: Path, state: Path, opts: dict, query: str) -> dict:
     return _ask(state, "search", dict(
         query=query, types=types or None, sessions=not opts.get("no_sessions"),
         limit=_number(opts.get("limit"), 20, 1, integer=True), tags=opts["tags"] or None,
-        instances=opts["instances"] or None, snippets=True, any_word=bool(opts.get("any_word"))))
+        instances=opts["instances"] or None, snippets=not opts.get("paths"),
+        any_word=bool(opts.get("any_word"))))
 
 
 def _recall(root: Path, state: Path, opts: dict, query: str) -> dict:
