@@ -15,15 +15,22 @@ nothing and the full CLI answers instead.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import socket
 import sys
+from _socket import (
+    gethostname,  # socket.gethostname itself, without socket.py's enum tables
+)
 from pathlib import Path
 
 from mirrorfs.errors import InvalidValueError, VaultNotFoundError
 from mirrorfs.layout import CONFIG_FILE
+
+try:
+    # The builtin SHA-1 gives hashlib's digests without loading OpenSSL (3 ms of a lean start).
+    from _sha1 import sha1
+except ImportError:  # an interpreter built without it
+    from hashlib import sha1
 
 ENV_VAULT = "MIRRORFS_VAULT"
 ENV_INSTANCE = "MIRRORFS_INSTANCE"
@@ -54,7 +61,7 @@ def check_instance_name(name: str) -> str:
 
 def default_instance_name() -> str:
     """A readable default for this device: its host name as a slug."""
-    host = re.sub(r"[^a-z0-9_-]+", "-", socket.gethostname().split(".")[0].lower()).strip("-_")
+    host = re.sub(r"[^a-z0-9_-]+", "-", gethostname().split(".")[0].lower()).strip("-_")
     return (host or "device")[:64]
 
 
@@ -95,7 +102,7 @@ def state_override() -> Path | None:
 
 def state_key(vault_id: str, root: str | os.PathLike) -> str:
     """The name of one vault folder's state folder: `<vault_id>-<sha1(root)[:8]>`."""
-    return f"{vault_id}-{hashlib.sha1(os.fsencode(root)).hexdigest()[:8]}"
+    return f"{vault_id}-{sha1(os.fsencode(root)).hexdigest()[:8]}"
 
 
 def recorded_root(folder: Path) -> Path | None:

@@ -7,7 +7,6 @@ the watcher sends): the full CLI (cli_search, cli_watch) and the lean console
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from typing import Any, Callable, Iterable
@@ -29,6 +28,8 @@ def bold(snippet: str, tty: bool) -> str:
 
 
 def _minute(iso: str | None) -> str:
+    import datetime as dt  # only message hits need it: a lean search of notes does without
+
     return dt.datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M") if iso else "?"
 
 
