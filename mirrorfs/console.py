@@ -3,7 +3,8 @@
 A one-shot `mirrorfs search` through a running watcher spent four fifths of
 its time importing click, YAML, filelock and the library before asking the
 watcher a question that takes it a few milliseconds. For the commands a
-watcher can answer (search, recall, similar, status) this module parses the
+watcher can answer (search, recall, similar, status, reflections without
+--since or --mark-read) this module parses the
 command line itself, finds the vault and the watcher's socket with the
 standard library only (mirrorfs.locate), sends the request (watch_client) and
 prints through the formatter the full CLI uses (mirrorfs.render).
@@ -79,8 +80,10 @@ _OPTIONS: dict[str, dict[str, tuple[str, str]]] = {
                 "--method": ("method", "one"), "--sessions": ("sessions", "flag"),
                 "--json": ("as_json", "flag")},
     "status": {"--json": ("as_json", "flag")},
+    # Read-only only: --since and --mark-read go to the full CLI.
+    "reflections": {"--json": ("as_json", "flag")},
 }
-_ARGUMENTS = {"search": 1, "recall": 1, "similar": 1, "status": 0}
+_ARGUMENTS = {"search": 1, "recall": 1, "similar": 1, "status": 0, "reflections": 0}
 _GLOBAL = {"--vault": "vault", "--instance": "instance"}
 
 
@@ -154,8 +157,9 @@ def _number(value: str | None, default: float, least: float, most: float | None 
 # -- the vault and its watcher ----------------------------------------------------------
 
 
-def _state_dir(glob: dict[str, str]) -> tuple[Path, Path]:
-    """(vault folder, state folder) of the vault the command means (as Vault.open finds it), or Unserved."""
+def _state_dir(glob: dict[str, str]) -> tuple[Path, Path, str]:
+    """(vault folder, state folder, instance) of the vault the command means (as Vault.open finds them),
+    or Unserved."""
     try:
         root = locate.vault_root(glob.get("vault"))
     except Exception as exc:  # the full CLI says what is wrong
@@ -163,15 +167,15 @@ def _state_dir(glob: dict[str, str]) -> tuple[Path, Path]:
     state = locate.existing_state_dir(root, locate.config_vault_id(root), locate.guess_state_base())
     if state is None:
         raise Unserved("no state folder known without YAML")
-    _check_instance(glob.get("instance") or os.environ.get(locate.ENV_INSTANCE), state)
-    return root, state
+    instance = _instance(glob.get("instance") or os.environ.get(locate.ENV_INSTANCE), state)
+    return root, state, instance
 
 
 _DEVICE_INSTANCE = re.compile(rb"^instance:(.*)$", re.M)
 
 
-def _check_instance(explicit: str | None, state: Path) -> None:
-    """Unserved when Vault.open would refuse the instance this command runs as."""
+def _instance(explicit: str | None, state: Path) -> str:
+    """The instance Vault.open would choose; Unserved when it would refuse it."""
     if explicit:
         name = explicit
     else:
@@ -185,7 +189,7 @@ def _check_instance(explicit: str | None, state: Path) -> None:
             raise Unserved("device settings")
         name = found[0].decode("utf-8", "replace").strip() if found else locate.default_instance_name()
     try:
-        locate.check_instance_name(name)
+        return locate.check_instance_name(name)
     except Exception:
         raise Unserved("instance name") from None
 
@@ -257,10 +261,16 @@ _COMMANDS: dict[str, Callable[..., Any]] = {"search": _search, "recall": _recall
 def serve(args: list[str]) -> int:
     """Answer the command line through the running watcher; its exit status, or Unserved."""
     glob, command, opts, positional = parse(args)
-    root, state = _state_dir(glob)
+    root, state, instance = _state_dir(glob)
     if command == "status":
         data = _ask(state, "status", {})
         _print(render.json_text(data) if opts.get("as_json") else render.status_text(data))
+        return 0
+    if command == "reflections":
+        data = _ask(state, "reflections", {"instance": instance})
+        items = data["items"]
+        _print(render.json_text(items) if opts.get("as_json")
+               else render.reflections_text(items, None, data["looked"], data["days"]))
         return 0
     reply = _COMMANDS[command](root, state, opts, *positional)
     for warning in reply.get("warnings") or ():

@@ -481,6 +481,7 @@ class WatchDaemon:
             "recall": self._recall,
             "similar": self._similar,
             "status": self._status,
+            "reflections": self._reflections,
         }
 
         def counted(op: str, handler: Callable[[dict], Any]) -> Callable[[dict], Any]:
@@ -533,6 +534,18 @@ class WatchDaemon:
         data = json.loads(status_path(self.vault).read_text(encoding="utf-8"))
         data["running"] = bool(data.get("running") and int(data.get("pid", 0)) == os.getpid())
         return data
+
+    def _reflections(self, args: dict) -> dict:
+        """What `mirrorfs reflections` (read-only: no --since, no --mark-read) shows *instance*."""
+        from mirrorfs import reflections, render
+
+        vault = Vault.open(self.vault.root, instance=args["instance"])
+        looked = reflections.last_looked(vault)
+        found = reflections.vault_reflections(vault)
+        # Through the CLI's own JSON encoding: the client prints exactly what --json would.
+        items = json.loads(json.dumps([r.to_dict() for r in found], default=render.json_default))
+        return {"items": items, "looked": looked.isoformat() if looked else None,
+                "days": reflections.first_look_days(vault)}
 
     def _results(self, results) -> dict:
         reply = results.to_reply()

@@ -9,15 +9,27 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Iterable
+from pathlib import PurePath
+from typing import Any, Iterable
 
 # click.style(text, bold=True), without importing click.
 _BOLD, _RESET = "\x1b[1m", "\x1b[0m"
 
 
-def json_text(data: Any, default: Callable[[Any], Any] | None = None) -> str:
+def json_default(value: Any) -> Any:
+    """What --json prints for a value JSON has no type for: times as ISO, objects as their to_dict."""
+    if hasattr(value, "isoformat"):  # date, datetime (the datetime module loads only when used)
+        return value.isoformat()
+    if isinstance(value, PurePath):
+        return str(value)
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return str(value)
+
+
+def json_text(data: Any) -> str:
     """*data* as the CLI prints it with --json."""
-    return json.dumps(data, ensure_ascii=False, indent=2, default=default)
+    return json.dumps(data, ensure_ascii=False, indent=2, default=json_default)
 
 
 def bold(snippet: str, tty: bool) -> str:
@@ -56,6 +68,29 @@ def hits_text(hits: Iterable[dict], tty: bool = False) -> str:
 def hits_paths(hits: Iterable[dict]) -> str:
     """The files the hits are in, once each, best first (as `rg -l` lists them); empty for none."""
     return "\n".join(dict.fromkeys(h["path"] for h in hits))
+
+
+def reflections_text(items: list[dict], cutoff=None, looked=None, days: float = 7.0) -> str:
+    """`mirrorfs reflections` for people: one line each, or what "nothing new" means here.
+
+    *cutoff* (--since) and *looked* (when this instance last marked them read)
+    are datetimes or ISO strings (as the watcher sends them).
+    """
+    if items:
+        return "\n".join(r["line"] for r in items)
+    if cutoff is not None:
+        return f"nothing new since {_time(cutoff):%Y-%m-%d %H:%M}"
+    if looked is not None:
+        return f"nothing new since you last looked ({_time(looked).astimezone():%Y-%m-%d %H:%M})"
+    return f"nothing new in the last {days:g} days"
+
+
+def _time(value):
+    if isinstance(value, str):
+        import datetime as dt  # as in _minute
+
+        return dt.datetime.fromisoformat(value)
+    return value
 
 
 def status_text(d: dict) -> str:

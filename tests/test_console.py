@@ -86,6 +86,9 @@ LEAN_COMMANDS = [
     ("similar", "Sam drinks oolong every morning", "--method", "keyword"),
     ("status",),
     ("status", "--json"),
+    ("reflections",),  # nothing new for laptop: it wrote everything
+    ("--instance", "phone", "reflections"),
+    ("--instance", "phone", "reflections", "--json"),
 ]
 
 
@@ -95,7 +98,7 @@ def test_the_lean_path_prints_what_the_full_cli_prints_without_its_imports(watch
     report = _both(watcher.vault.root, tmp_path, *args)
     assert report["served"], report["why"]
     assert [m for m in HEAVY if m in report["modules"]] == []
-    op = next(a for a in args if a in ("search", "recall", "similar", "status"))
+    op = next(a for a in args if a in ("search", "recall", "similar", "status", "reflections"))
     assert watcher.requests.get(op, 0) > before.get(op, 0)  # the lean path asked the watcher
 
 
@@ -125,6 +128,7 @@ FALLBACKS = [
     (("similar", "-"), "standard input"),
     (("similar", "memory/none.md"), "watcher error"),
     (("recent",), "not a command"),
+    (("--instance", "phone", "reflections", "--since", "7d"), "option --since"),
     (("--instance", "Not Valid", "search", "oolong"), "instance name"),
 ]
 
@@ -133,6 +137,17 @@ FALLBACKS = [
 def test_whatever_the_lean_path_cannot_serve_the_full_cli_answers(watcher, tmp_path, args, why):
     report = _both(watcher.vault.root, tmp_path, *args, stdin="Sam drinks oolong\n")
     assert not report["served"] and why in report["why"]
+
+
+def test_marking_reflections_read_is_the_full_clis_and_the_lean_path_sees_it(watcher, tmp_path):
+    root, report = watcher.vault.root, tmp_path / "lean.json"
+    rc, out, _ = _run([str(MIRRORFS)], root, ("--instance", "phone", "reflections", "--mark-read"), report)
+    assert rc == 0 and b'laptop added memory "Oolong" (memory/oolong.md)' in out
+    assert json.loads(report.read_text())["why"] == "option --mark-read"
+    after = _both(root, tmp_path, "--instance", "phone", "reflections")
+    assert after["served"]
+    assert _run([str(MIRRORFS)], root, ("--instance", "phone", "reflections"))[1].startswith(
+        b"nothing new since you last looked (")
 
 
 def test_one_line_errors_come_from_the_full_cli(watcher, tmp_path):
