@@ -1,3 +1,3 @@
-from mirrorfs.cli import cli
+from mirrorfs.console import main
 
-cli(prog_name="mirrorfs")
+main()

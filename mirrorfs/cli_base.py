@@ -7,7 +7,6 @@ raised on purpose (MirrorfsError) become one line on stderr and exit 1.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import importlib
 import json
@@ -18,7 +17,7 @@ from typing import Any, Callable
 
 import click
 
-from mirrorfs import passphrase
+from mirrorfs import passphrase, render
 from mirrorfs.errors import MirrorfsError
 from mirrorfs.vault import Vault
 
@@ -110,20 +109,10 @@ def pass_vault(f: Callable) -> Callable:
     return functools.update_wrapper(wrapper, f)
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    return str(value)
-
-
 def output(data: Any, as_json: bool, text: Callable[[Any], str] | str | None = None) -> None:
     """Print *data* as JSON for scripts, or as text for people."""
     if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=_default))
+        click.echo(render.json_text(data))
         return
     if text is None:
         click.echo(data)

@@ -6,6 +6,7 @@ import click
 
 from mirrorfs import bridge as bridge_mod
 from mirrorfs import reflections as refl
+from mirrorfs import render
 from mirrorfs.cli_base import State, json_option, output, pass_vault, read_text_arg
 from mirrorfs.clock import now as local_now
 from mirrorfs.vault import Vault
@@ -65,15 +66,8 @@ def reflections_cmd(vault: Vault, since: str | None, mark_read: bool, as_json: b
     looked = refl.last_looked(vault)
     found = refl.vault_reflections(vault, since=cutoff, mark_read=mark_read)
 
-    def text(items: list[dict]) -> str:
-        if items:
-            return "\n".join(r["line"] for r in items)
-        if cutoff is not None:
-            return f"nothing new since {cutoff:%Y-%m-%d %H:%M}"
-        if looked is not None:
-            return f"nothing new since you last looked ({looked.astimezone():%Y-%m-%d %H:%M})"
-        days = refl.first_look_days(vault)
-        return f"nothing new in the last {days:g} days"
+    def text(items: list[dict]) -> str:  # as the lean console prints it (mirrorfs.render)
+        return render.reflections_text(items, cutoff, looked, refl.first_look_days(vault))
 
     output([r.to_dict() for r in found], as_json, text)
 

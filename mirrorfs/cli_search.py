@@ -6,11 +6,11 @@ the CLI and the library give the same answers.
 
 from __future__ import annotations
 
-import re
 import sys
 
 import click
 
+from mirrorfs import render
 from mirrorfs import (
     search as search_api,  # light: Whoosh loads only when this process searches
 )
@@ -22,13 +22,11 @@ from mirrorfs.cli_base import (
     read_text_arg,
     unlock_vault,
 )
+from mirrorfs.errors import InvalidValueError
+from mirrorfs.layout import OWNED_TYPES
 
-
-def _bold(snippet: str) -> str:
-    """`**term**` marks as bold on a terminal, left as they are otherwise."""
-    if not sys.stdout.isatty():
-        return snippet
-    return re.sub(r"\*\*(.+?)\*\*", lambda m: click.style(m.group(1), bold=True), snippet)
+# The search modes (mirrorfs.semantic.MODES, without importing numpy for --help).
+MODES = ("keyword", "semantic", "hybrid")
 
 
 def _warn(results) -> None:
@@ -36,24 +34,28 @@ def _warn(results) -> None:
         click.echo(f"warning: {w}", err=True)
 
 
-def _hits_text(hits) -> str:
-    if not hits:
-        return "no results"
-    lines = []
-    for h in hits:
-        if h.doc == "message":
-            when = h.time.strftime("%Y-%m-%d %H:%M") if h.time else "?"
-            head = f"{h.path}  [{h.role} · {when} · session: {h.session_title or h.session}]"
-        else:
-            head = f"{h.path}  [{h.type}] {h.title}"
-            if "unparseable" in h.flags:
-                head += "  (front matter unparseable)"
-        if "secret" in h.flags:
-            head += "  (secret)"
-        lines.append(f"{h.score:>7.3f}  {head}")
-        if h.snippet:
-            lines.append(f"         {_bold(h.snippet)}")
-    return "\n".join(lines)
+def _print_hits(results, as_json: bool, paths: bool = False) -> None:
+    """Hits as the lean console prints them too (mirrorfs.render): one formatter for both."""
+    _warn(results)
+    hits = [h.to_dict() for h in results]
+    if as_json:
+        output(hits, as_json)
+    elif paths:
+        output(hits, False, render.hits_paths)
+    else:
+        output(hits, False, lambda d: render.hits_text(d, sys.stdout.isatty()))
+
+
+# What `--type` may name: the kinds of note (mirrorfs.layout.kind_of) and session messages.
+TYPES = (*OWNED_TYPES, "note", "message")
+
+
+def check_types(types) -> list[str] | None:
+    """The --type values, or a one-line InvalidValueError naming the ones that exist."""
+    for t in types:
+        if t.lower() not in TYPES:
+            raise InvalidValueError(f"unknown type {t!r}: use one of {', '.join(TYPES)}")
+    return list(types) or None
 
 
 def _infos_text(infos) -> str:
@@ -76,13 +78,19 @@ def _infos_text(infos) -> str:
 @click.option("--no-sessions", is_flag=True, help="Leave out session messages.")
 @click.option("--any", "any_word", is_flag=True, help="Match any of the words (default: all).")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--mode", type=click.Choice(MODES),
+              help="keyword (the query syntax below), semantic (by meaning) or hybrid (both); "
+                   "default: hybrid once this device has embeddings, else keyword.")
+@click.option("--min-score", type=click.FloatRange(0, 1),
+              help="Leave out hits scoring under this (0..1, the same scale in every mode).")
+@click.option("--paths", is_flag=True, help="Print only the files that match, one per line (as `rg -l`).")
 @click.option("--unlock", is_flag=True,
               help="Also search inside encrypted sections, decrypted in memory only (hits marked secret).")
 @passphrase_file_option
 @json_option
 @pass_vault
-def search_cmd(vault, query, types, tags, instances, no_sessions, any_word, limit, unlock,
-               passphrase_file, as_json):
+def search_cmd(vault, query, types, tags, instances, no_sessions, any_word, limit, mode, min_score, paths,
+               unlock, passphrase_file, as_json):
     """Full-text search over notes and session messages.
 
     \b
@@ -100,19 +108,26 @@ def search_cmd(vault, query, types, tags, instances, no_sessions, any_word, limi
       mirrorfs search tea
       mirrorfs search '"morning routine" OR breakfast' --type memory
       mirrorfs search 'lisbon role:assistant created:>30d' --json
+      mirrorfs search 'what does Sam drink' --mode semantic --min-score 0.4
+      mirrorfs search lisbon --paths | xargs grep -n flight
     """
-    args = dict(types=list(types) or None, sessions=not no_sessions, limit=limit,
+    args = dict(types=check_types(types), sessions=not no_sessions, limit=limit,
                 tags=list(tags) or None, instances=list(instances) or None, any_word=any_word)
+    if paths and mode in (None, "keyword") and min_score is None:
+        args["snippets"] = False  # only the paths are printed: no highlighting (the lean console asks the same)
     if unlock or passphrase_file is not None:
+        if mode not in (None, "keyword") or min_score is not None:
+            raise InvalidValueError("--unlock searches by keyword only: leave out --mode and --min-score")
         # Decrypted text stays in this process: never through the watcher's socket.
         from mirrorfs.secret_search import search_unlocked
 
         unlock_vault(vault, passphrase_file, create=False)  # a read never sets the key
+        args.pop("snippets", None)
         results = search_unlocked(vault, query, **args)
     else:
-        results = search_api.search(vault, query, **args)  # asks a running watcher first
-    _warn(results)
-    output([h.to_dict() for h in results] if as_json else results, as_json, _hits_text)
+        # Keyword searches ask a running watcher first (mirrorfs.search).
+        results = vault.search(query, mode=mode, min_score=min_score, **args)
+    _print_hits(results, as_json, paths)
 
 
 @click.command("recall")
@@ -127,26 +142,28 @@ def recall_cmd(vault, query, limit, half_life, as_json):
 
     Searches memory notes only; the score mixes relevance (70%) and recency
     (30%, halving every --half-life days since the note was updated).
+    Relevance is hybrid (words and meaning) once this device has embeddings.
 
     \b
     Examples:
       mirrorfs recall "what does Sam drink"
       mirrorfs recall 'tag:travel lisbon' --json
     """
-    results = search_api.recall(vault, query, limit=limit, half_life_days=half_life)
-    _warn(results)
-    output([h.to_dict() for h in results] if as_json else results, as_json, _hits_text)
+    _print_hits(vault.recall(query, limit=limit, half_life_days=half_life), as_json)
 
 
 @click.command("similar")
 @click.argument("path_or_text")
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(min=1))
 @click.option("--threshold", default=0.15, show_default=True, type=click.FloatRange(0, 1),
-              help="Least share of the key terms a note must contain.")
+              help="Least share of the key terms a note must contain (keyword method).")
+@click.option("--method", type=click.Choice(MODES),
+              help="keyword (shared key terms), semantic (meaning) or hybrid (both); "
+                   "default: hybrid once this device has embeddings, else keyword.")
 @click.option("--sessions", is_flag=True, help="Also return session messages.")
 @json_option
 @pass_vault
-def similar_cmd(vault, path_or_text, limit, threshold, sessions, as_json):
+def similar_cmd(vault, path_or_text, limit, threshold, method, sessions, as_json):
     """Notes similar to a note (PATH) or to a text ("more like this").
 
     TEXT may be `-` to read standard input.
@@ -155,12 +172,11 @@ def similar_cmd(vault, path_or_text, limit, threshold, sessions, as_json):
     Examples:
       mirrorfs similar memory/prefers-tea.md
       mirrorfs similar "Sam likes green tea before meetings"
+      mirrorfs similar memory/prefers-tea.md --method semantic
     """
     arg = read_text_arg(path_or_text)
-    results = search_api.find_similar(vault, arg, limit=limit, threshold=threshold,
-                                      sessions=sessions)
-    _warn(results)
-    output([h.to_dict() for h in results] if as_json else results, as_json, _hits_text)
+    results = vault.find_similar(arg, limit=limit, threshold=threshold, method=method, sessions=sessions)
+    _print_hits(results, as_json)
 
 
 @click.command("recent")
@@ -223,7 +239,13 @@ def stats_cmd(vault, as_json):
 
 @click.group("index")
 def index_group():
-    """The per-device search index (rebuilt by itself when needed)."""
+    """The per-device search index (rebuilt by itself when needed).
+
+    \b
+    Examples:
+      mirrorfs index status
+      mirrorfs index rebuild --procs 2
+    """
 
 
 def _progress_bar():

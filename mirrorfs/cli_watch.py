@@ -6,6 +6,7 @@ import json
 
 import click
 
+from mirrorfs import render
 from mirrorfs.cli_base import (
     json_option,
     output,
@@ -53,24 +54,6 @@ def watch(vault, polling: bool, exec_cmd: str | None, unlock: bool, passphrase_f
     ).run()
 
 
-def _status_text(d: dict) -> str:
-    if not d.get("running"):
-        return "no watcher is running for this vault on this device"
-    lines = [
-        f"watcher running: pid {d['pid']} as {d['instance']} since {d['started']}",
-        *([f"  paused: {d['paused']}"] if d.get("paused") else []),
-        f"  indexing: {'first index in progress' if d.get('indexing') else 'up to date'}",
-        f"  lag: {d.get('lag_seconds')} s   batches: {d.get('batches')}   errors: {d.get('errors')}",
-    ]
-    events = d.get("last_events") or []
-    if events:
-        lines.append("  last events:")
-        for e in events[-10:]:
-            moved = f" (from {e['old_path']})" if e.get("old_path") else ""
-            lines.append(f"    {e['time']}  {e['kind']:<8} {e['path']}{moved}")
-    return "\n".join(lines)
-
-
 @click.command()
 @json_option
 @pass_vault
@@ -84,4 +67,4 @@ def status(vault, as_json: bool) -> None:
     """
     from mirrorfs.daemon import read_status
 
-    output(read_status(vault), as_json, _status_text)
+    output(read_status(vault), as_json, render.status_text)

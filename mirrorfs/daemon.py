@@ -525,6 +525,9 @@ class WatchDaemon:
             "ping": lambda args: {"pid": os.getpid(), "indexing": self.indexing},
             "search": self._search,
             "recall": self._recall,
+            "similar": self._similar,
+            "status": self._status,
+            "reflections": self._reflections,
         }
 
         def counted(op: str, handler: Callable[[dict], Any]) -> Callable[[dict], Any]:
@@ -539,6 +542,7 @@ class WatchDaemon:
     def _search(self, args: dict) -> dict:
         from mirrorfs import search
 
+        search.check_query(args.get("query", ""))  # a clear error, before a long text holds the watcher up
         # In-process, never a request to ourselves; and no freshness pass per
         # query: the watcher applies every change within its settle time,
         # which is what makes a search here cheaper than alone.
@@ -554,6 +558,7 @@ class WatchDaemon:
     def _recall(self, args: dict) -> dict:
         from mirrorfs import search
 
+        search.check_query(args.get("query", ""))
         with self._mutex:  # as _search: in-process, no freshness pass
             try:
                 results = search.recall_local(self.vault, reconcile=False, **args)
@@ -562,6 +567,31 @@ class WatchDaemon:
                     raise
                 results = search.SearchResults()
         return self._results(results)
+
+    def _similar(self, args: dict) -> dict:
+        """`find_similar` by key terms (the lean console resolved a relative path to the note)."""
+        from mirrorfs import search
+
+        with self._mutex:
+            return self._results(search.find_similar(self.vault, **args))
+
+    def _status(self, args: dict) -> dict:
+        """What `mirrorfs status` prints (read_status): this watcher answers, so it runs."""
+        data = json.loads(status_path(self.vault).read_text(encoding="utf-8"))
+        data["running"] = bool(data.get("running") and int(data.get("pid", 0)) == os.getpid())
+        return data
+
+    def _reflections(self, args: dict) -> dict:
+        """What `mirrorfs reflections` (read-only: no --since, no --mark-read) shows *instance*."""
+        from mirrorfs import reflections, render
+
+        vault = Vault.open(self.vault.root, instance=args["instance"])
+        looked = reflections.last_looked(vault)
+        found = reflections.vault_reflections(vault)
+        # Through the CLI's own JSON encoding: the client prints exactly what --json would.
+        items = json.loads(json.dumps([r.to_dict() for r in found], default=render.json_default))
+        return {"items": items, "looked": looked.isoformat() if looked else None,
+                "days": reflections.first_look_days(vault)}
 
     def _results(self, results) -> dict:
         reply = results.to_reply()

@@ -6,8 +6,11 @@ that needs one imports it from here instead of spelling it again.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import datetime as dt
 
 CONFIG_DIR = ".mirrorfs"
 CONFIG_FILE = f"{CONFIG_DIR}/config.yaml"
@@ -55,6 +58,8 @@ _TRASH_ENTRY = re.compile(r"^[0-9TZ]+(?:-(?P<who>[a-z0-9][a-z0-9_-]*))?(?:~[a-z0
 
 def trash_entry(instance: str | None = None, reason: str | None = None, now: dt.datetime | None = None) -> str:
     """The folder name of a new trash entry: a UTC stamp to the microsecond, then `-instance` or `~reason`."""
+    import datetime as dt  # here: the lean console reads this table and needs no clock
+
     stamp = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     if instance:
         return f"{stamp}-{instance}"

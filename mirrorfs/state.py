@@ -7,35 +7,25 @@ keyed by the vault id, and can be deleted at any time.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import platformdirs
 
-ENV_STATE_DIR = "MIRRORFS_STATE_DIR"
+from mirrorfs.locate import (
+    ENV_STATE_DIR as ENV_STATE_DIR,  # where tests and callers look for it
+)
+from mirrorfs.locate import ROOT_FILE, VAULTS_DIR, state_override
+from mirrorfs.locate import recorded_root as _recorded_root
+from mirrorfs.locate import state_key as _key
 
 
 def base_dir() -> Path:
     """The root of mirrorfs's per-device state (`MIRRORFS_STATE_DIR` overrides)."""
-    override = os.environ.get(ENV_STATE_DIR)
-    if override:
-        return Path(override).expanduser()
+    override = state_override()
+    if override is not None:
+        return override
     return Path(platformdirs.user_state_dir("mirrorfs", appauthor=False))
-
-
-ROOT_FILE = "root"
-
-
-def _key(vault_id: str, root: Path) -> str:
-    return f"{vault_id}-{hashlib.sha1(os.fsencode(root)).hexdigest()[:8]}"
-
-
-def _recorded_root(folder: Path) -> Path | None:
-    try:
-        return Path(os.fsdecode((folder / ROOT_FILE).read_bytes().rstrip(b"\n")))
-    except OSError:
-        return None
 
 
 def vault_state_dir(vault_id: str, root: str | os.PathLike | None = None) -> Path:
@@ -46,7 +36,7 @@ def vault_state_dir(vault_id: str, root: str | os.PathLike | None = None) -> Pat
     A vault that moved (its old folder is gone) takes its state along, and so
     does the first folder to open state kept by id alone (older mirrorfs).
     """
-    vaults = base_dir() / "vaults"
+    vaults = base_dir() / VAULTS_DIR
     if root is None:
         path = vaults / vault_id
         path.mkdir(parents=True, exist_ok=True, mode=0o700)

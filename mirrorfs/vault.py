@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import re
-import socket
 import uuid
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mirrorfs import locate, recent, starter, state, storage
 from mirrorfs import note as notes
-from mirrorfs import recent, starter, state, storage
 from mirrorfs import trash as trash_bin
 from mirrorfs.clock import timestamp
 from mirrorfs.config import (  # the config is mirrorfs.config's
@@ -39,43 +37,11 @@ from mirrorfs.memory import Memory
 from mirrorfs.session import Sessions
 from mirrorfs.slug import slugify
 
-ENV_VAULT = "MIRRORFS_VAULT"
-ENV_INSTANCE = "MIRRORFS_INSTANCE"
-_INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-# Names reflections and the bridge give to others than an instance.
-RESERVED_NAMES = {"human": "a person", "someone": "an unknown writer", "all": "every instance"}
-
-
-def check_instance_name(name: str) -> str:
-    if not _INSTANCE_NAME.match(name or ""):
-        raise InvalidValueError(
-            f"invalid instance name {name!r}: use lowercase letters, digits, '-' and '_' "
-            "(it names a folder), e.g. laptop or phone"
-        )
-    if name in RESERVED_NAMES:
-        raise InvalidValueError(
-            f"{name!r} cannot be an instance name: mirrorfs uses it for {RESERVED_NAMES[name]}; "
-            "choose another, e.g. laptop or phone"
-        )
-    return name
-
-
-def default_instance_name() -> str:
-    """A readable default for this device: its host name as a slug."""
-    host = re.sub(r"[^a-z0-9_-]+", "-", socket.gethostname().split(".")[0].lower()).strip("-_")
-    return (host or "device")[:64]
-
-
-def find_root(start: str | os.PathLike | None = None) -> Path:
-    """The vault holding *start* (or the cwd): the nearest folder with .mirrorfs/config.yaml."""
-    here = Path(start or os.getcwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / CONFIG_FILE).is_file():
-            return folder
-    raise VaultNotFoundError(
-        f"no mirrorfs vault here: none of {here} and its parents holds {CONFIG_FILE}. "
-        "Run `mirrorfs init` or pass --vault PATH (or set MIRRORFS_VAULT)."
-    )
+# Resolving which vault and which instance is mirrorfs.locate's (the lean console shares it).
+ENV_VAULT, ENV_INSTANCE, RESERVED_NAMES = locate.ENV_VAULT, locate.ENV_INSTANCE, locate.RESERVED_NAMES
+check_instance_name = locate.check_instance_name
+default_instance_name = locate.default_instance_name
+find_root = locate.find_root
 
 
 class Vault:
@@ -156,19 +122,7 @@ class Vault:
         (as the CLI does: a command that writes makes the instance present, a
         listing never does).
         """
-        if path is None and os.environ.get(ENV_VAULT):
-            path = os.environ[ENV_VAULT]
-        if path is None:
-            root = find_root()
-        else:
-            root = Path(path).expanduser()
-            if not root.is_dir():
-                raise VaultNotFoundError(f"vault folder {root} does not exist")
-            root = root.resolve()
-            if not (root / CONFIG_FILE).is_file():
-                raise VaultNotFoundError(
-                    f"{root} is not a mirrorfs vault (no {CONFIG_FILE}); run `mirrorfs init {path}` to adopt it"
-                )
+        root = locate.vault_root(path)
         config = load_config(root)
         vault_state = state.vault_state_dir(str(config["vault_id"]), root)
         device_file = vault_state / "device.yaml"
