@@ -263,7 +263,9 @@ class WatchDaemon:
                         self._index.reconcile()
                     except MirrorfsError as exc:
                         self._report(exc)
-        self._embeds = self._embed_queue()
+        with self._mutex:  # a semantic query may have started it already
+            if self._embeds is None:
+                self._embeds = self._embed_queue()
         # Conflict copies that arrived while no watcher ran. Another device may be
         # starting too: decide once its "watching" card has had time to arrive.
         due = time.monotonic() + conflict_owner.START_SECONDS
@@ -526,6 +528,7 @@ class WatchDaemon:
             "search": self._search,
             "recall": self._recall,
             "similar": self._similar,
+            "semantic": self._semantic,
             "status": self._status,
             "reflections": self._reflections,
         }
@@ -562,6 +565,22 @@ class WatchDaemon:
         with self._mutex:  # as _search: in-process, no freshness pass
             try:
                 results = search.recall_local(self.vault, reconcile=False, **args)
+            except SearchIndexError:
+                if not self.indexing:
+                    raise
+                results = search.SearchResults()
+        return self._results(results)
+
+    def _semantic(self, args: dict) -> dict:
+        """`Vault.search` by meaning (semantic, hybrid, or keyword with a threshold): the model stays loaded here."""
+        from mirrorfs import search, semantic
+
+        search.check_query(args.get("query", ""))
+        with self._mutex:
+            if self._embeds is None and not self.indexing:  # embeddings made since this watcher started
+                self._embeds = self._embed_queue()
+            try:
+                results = semantic.search(self.vault, refresh=False, keyword=search.search_local, **args)
             except SearchIndexError:
                 if not self.indexing:
                     raise

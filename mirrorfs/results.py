@@ -80,6 +80,15 @@ class SearchHit:
         return cls(**values)
 
 
+@dataclass
+class SemanticHit(SearchHit):
+    """A SearchHit with the two parts of its score, each in [0, 1] (None: not found that way)."""
+
+    semantic: float | None = None
+    keyword: float | None = None
+    chunk: str | None = None  # the best chunk's key (`#Heading`, "" for the lead)
+
+
 class SearchResults(list):
     """A list of SearchHit, with what the freshness pass reported."""
 
@@ -103,10 +112,11 @@ class SearchResults(list):
         return {"hits": [h.to_dict() for h in self], "warnings": list(self.warnings), "stale": self.stale}
 
     @classmethod
-    def from_reply(cls, reply: dict[str, Any], query: str = "") -> "SearchResults":
-        """Results the watcher sent (see `to_reply`)."""
+    def from_reply(cls, reply: dict[str, Any], query: str = "", hit: type[SearchHit] | None = None) -> "SearchResults":
+        """Results the watcher sent (see `to_reply`), as *hit* objects (default SearchHit)."""
         report = ReconcileReport(warnings=list(reply.get("warnings") or ()), stale=bool(reply.get("stale")))
-        return cls((SearchHit.from_dict(h) for h in reply.get("hits") or ()), query, report, via="watcher")
+        hit = hit or SearchHit
+        return cls((hit.from_dict(h) for h in reply.get("hits") or ()), query, report, via="watcher")
 
 
 @dataclass

@@ -103,13 +103,19 @@ def search_scope(types: Iterable[str] | None, sessions: bool) -> tuple[list[str]
     return note_types, messages
 
 
-def _from_watcher(vault, op: str, args: dict) -> SearchResults | None:
-    """The running watcher's results, or None when no watcher serves this vault here."""
+def ask_watcher(vault, op: str, args: dict, hit: type[SearchHit] | None = None) -> SearchResults | None:
+    """The running watcher's results (as *hit* objects), or None when no watcher serves this vault here."""
     try:
         reply = watch_client.ask(vault.state_dir, op, args)
     except OSError:  # none listens, or it died or hung mid-answer: answer here
         return None
-    return SearchResults.from_reply(reply, args.get("query", ""))
+    return SearchResults.from_reply(reply, args.get("query", ""), hit)
+
+
+def plain_keyword(mode: str | None, min_score: float | None, has_vectors: Callable[[], bool]) -> bool:
+    """Whether a search is the keyword search of docs/search.md, with BM25 scores as they are:
+    keyword mode with no threshold, or no mode while this device has no embeddings."""
+    return min_score is None and (mode == "keyword" or mode is None and not has_vectors())
 
 
 # A person's query is a few words; a megabyte of text took seconds to parse and held
@@ -147,7 +153,7 @@ def search(vault, query: str, types: Iterable[str] | None = None, sessions: bool
     check_query(query)
     args = dict(query=query, types=_listed(types), sessions=sessions, limit=limit, tags=_listed(tags),
                 instances=_listed(instances), snippets=snippets, any_word=any_word)
-    served = _from_watcher(vault, "search", args)
+    served = ask_watcher(vault, "search", args)
     if served is not None:
         return served
     return search_local(vault, reconcile=reconcile, **args)
@@ -185,7 +191,7 @@ def recall(vault, query: str, limit: int = 10, half_life_days: float = 30.0,
     check_query(query)
     args = dict(query=query, limit=limit, half_life_days=half_life_days, recency_weight=recency_weight,
                 now=now.isoformat() if now is not None else None)
-    served = _from_watcher(vault, "recall", args)
+    served = ask_watcher(vault, "recall", args)
     if served is not None:
         return served
     return recall_local(vault, query, limit, half_life_days, recency_weight, now)

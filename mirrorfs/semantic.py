@@ -32,7 +32,6 @@ import datetime as dt
 import os
 import re
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -51,10 +50,12 @@ from mirrorfs.errors import (
     NotFoundError,
     UnreadableNoteError,
 )
-from mirrorfs.results import ReconcileReport
+from mirrorfs.results import ReconcileReport, SemanticHit
 from mirrorfs.vectors import ProgressFn, UpdateReport, VectorHit, VectorStore
 
 MODES = ("keyword", "semantic", "hybrid")
+# search.search or the watcher's search_local: (vault, query, types=, sessions=, limit=, any_word=, reconcile=)
+KeywordSearch = Callable[..., "search_mod.SearchResults"]
 BM25_HALF = 8.0
 AGREEMENT = 0.3
 SNIPPET_CHARS = search_mod.SNIPPET_CHARS
@@ -77,15 +78,6 @@ wasn't we we'd we'll we're we've were weren't what what's when when's where wher
 who's whom why why's will with won't would wouldn't you you'd you'll you're you've your yours
 yourself yourselves
 """.split())
-
-
-@dataclass
-class SemanticHit(search_mod.SearchHit):
-    """A SearchHit with the two parts of its score, each in [0, 1] (None: not found that way)."""
-
-    semantic: float | None = None
-    keyword: float | None = None
-    chunk: str | None = None  # the best chunk's key (`#Heading`, "" for the lead)
 
 
 def calibrate(cosines, embedder: Embedder) -> np.ndarray:
@@ -302,8 +294,13 @@ def _report(update_report: UpdateReport | None, base: ReconcileReport | None = N
 
 def hybrid_search(vault, query: str, limit: int = 20, types: Iterable[str] | None = None,
                   min_score: float | None = None, embedder: Embedder | str | None = None,
-                  sessions: bool = True, refresh: bool = True) -> search_mod.SearchResults:
-    """Keyword and semantic hits fused (see the module docstring); any word of the query may match."""
+                  sessions: bool = True, refresh: bool = True,
+                  keyword: KeywordSearch | None = None) -> search_mod.SearchResults:
+    """Keyword and semantic hits fused (see the module docstring); any word of the query may match.
+
+    *keyword* answers the keyword side (default `search.search`; the watcher
+    passes its in-process search, so that it never asks itself)."""
+    keyword_search = keyword or search_mod.search
     _check(limit, min_score)
     emb = _embedder(embedder)
     pool = max(50, limit * 3)
@@ -317,8 +314,8 @@ def hybrid_search(vault, query: str, limit: int = 20, types: Iterable[str] | Non
         if kw_query.strip():
             # The keyword side's own top *limit* only: highlighting a snippet for each
             # keyword hit is what a larger pool would cost (docs/semantic.md).
-            keyword = search_mod.search(vault, kw_query, types=types, sessions=sessions, limit=limit,
-                                        any_word=True, reconcile=refresh)
+            keyword = keyword_search(vault, kw_query, types=types, sessions=sessions, limit=limit,
+                                     any_word=True, reconcile=refresh)
         else:  # nothing but function words: meaning only
             keyword = search_mod.SearchResults([], query)
     finally:
@@ -389,22 +386,29 @@ def default_mode(vault, embedder: Embedder | str | None = None) -> str:
 def search(vault, query: str, mode: str | None = None, limit: int = 20,
            types: Iterable[str] | None = None, min_score: float | None = None,
            embedder: Embedder | str | None = None, sessions: bool = True,
-           refresh: bool = True) -> search_mod.SearchResults:
+           refresh: bool = True, keyword: KeywordSearch | None = None,
+           **keyword_args) -> search_mod.SearchResults:
     """Search in *mode* (keyword | semantic | hybrid; None: `default_mode`).
 
     In keyword mode the query syntax of docs/search.md applies as it is (all
-    words must match) and `min_score` compares the squashed BM25 score.
+    words must match) and `min_score` compares the squashed BM25 score; with
+    no mode and no threshold on a device without embeddings, this is plain
+    `search.search` (taking *keyword_args*: tags, instances, snippets, any_word).
+    *keyword* answers the keyword side (see `hybrid_search`).
     """
+    keyword_search = keyword or search_mod.search
+    if search_mod.plain_keyword(mode, min_score, lambda: has_embeddings(vault, embedder)):
+        return keyword_search(vault, query, types=types, sessions=sessions, limit=limit, reconcile=refresh,
+                              **keyword_args)
     mode = mode or default_mode(vault, embedder)
     if mode not in MODES:
         raise InvalidValueError(f"unknown search mode {mode!r}: use one of {', '.join(MODES)}")
     if mode == "semantic":
         return semantic_search(vault, query, limit, types, min_score, embedder, sessions, refresh)
     if mode == "hybrid":
-        return hybrid_search(vault, query, limit, types, min_score, embedder, sessions, refresh)
+        return hybrid_search(vault, query, limit, types, min_score, embedder, sessions, refresh, keyword_search)
     _check(limit, min_score)
-    results = search_mod.search(vault, query, types=types, sessions=sessions, limit=limit,
-                                reconcile=refresh)
+    results = keyword_search(vault, query, types=types, sessions=sessions, limit=limit, reconcile=refresh)
     words = query_words(query)
     hits = []
     for h in results:

@@ -333,15 +333,24 @@ class Vault:
     def search(self, query: str, types=None, sessions: bool = True, limit: int | None = 20,
                mode: str | None = None, min_score: float | None = None, **kwargs: Any):
         """Search notes and session messages: `keyword` (the query syntax of docs/search.md),
-        `semantic` (by meaning) or `hybrid` (both; the default once embeddings exist)."""
-        if mode == "keyword" and min_score is None or mode is None and min_score is None and not self.has_embeddings():
-            from mirrorfs import search
+        `semantic` (by meaning) or `hybrid` (both; the default once embeddings exist).
 
+        A running watcher answers all three (it holds the model loaded); else this process does.
+        """
+        from mirrorfs import search
+        from mirrorfs.results import SemanticHit
+
+        if search.plain_keyword(mode, min_score, state.vectors_file(self.state_dir).is_file):
             return search.search(self, query, types=types, sessions=sessions, limit=limit, **kwargs)
+        search.check_query(query)
+        args = dict(query=query, mode=mode, limit=limit or 20, types=list(types) if types else None,
+                    min_score=min_score, sessions=sessions, **kwargs)
+        served = search.ask_watcher(self, "semantic", args, SemanticHit)
+        if served is not None:
+            return served
         from mirrorfs import semantic
 
-        return semantic.search(self, query, mode=mode, limit=limit or 20, types=types, min_score=min_score,
-                               sessions=sessions)
+        return semantic.search(self, **args)
 
     def recall(self, query: str, limit: int = 10, **kwargs: Any):
         """Memory notes relevant to *query*, recent ones first among equals (hybrid once embeddings exist)."""

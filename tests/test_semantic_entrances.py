@@ -103,3 +103,27 @@ def test_a_watcher_never_starts_embedding_a_vault_on_its_own(vault):
         assert not state.vectors_file(vault.state_dir).exists()
     finally:
         daemon.stop()
+
+
+def test_a_running_watcher_answers_semantic_and_hybrid_searches(vault):
+    from mirrorfs.daemon import WatchDaemon
+
+    paths = _remember_all(vault)
+    vault.embed("local")
+    daemon = WatchDaemon(vault, echo=lambda line: None).start()
+    try:
+        assert daemon.wait_ready(30) and daemon.wait_embedded(30)
+        for mode in ("semantic", "hybrid", None):
+            served = vault.search(QUESTION, mode=mode, limit=3)
+            if mode == "hybrid":
+                hybrid = served
+            assert served.via == "watcher"
+            assert served[0].path == paths[MEMORIES[0]] and served[0].semantic is not None
+        assert daemon.requests["semantic"] == 3
+        # Keyword with a threshold is answered there too, with the same squashed scores as here.
+        served = vault.search("cello", mode="keyword", min_score=0.01)
+        assert served.via == "watcher" and [h.path for h in served] == [paths[MEMORIES[3]]]
+    finally:
+        daemon.stop()
+    alone = vault.search(QUESTION, mode="hybrid", limit=3)
+    assert alone.via == "local" and [h.to_dict() for h in alone] == [h.to_dict() for h in hybrid]
