@@ -21,6 +21,7 @@ from whoosh import fields as wfields
 from whoosh.system import pack_uint
 
 from mirrorfs.analysis import ANALYZER, term_positions
+from mirrorfs.postings import CompactPositions
 
 # Kinds of field.
 TEXT = "text"  # analysed words (phrases, stems, CJK bigrams)
@@ -150,7 +151,9 @@ class SearchField:
         if value is None:
             return {}
         if self.kind == DATE:
-            return {self.name: value.strftime("%Y%m%d"), self.name + "_at": value}
+            # The exact time as POSIX seconds: a pickled float is a tenth of a datetime.
+            at = value.replace(tzinfo=dt.timezone.utc).timestamp() if value.tzinfo is None else value.timestamp()
+            return {self.name: value.strftime("%Y%m%d"), self.name + "_at": at}
         return {self.name: value}
 
 
@@ -250,6 +253,9 @@ class FieldTable:
         for row in self._session_rows:
             if note_doc.get(row.name):
                 doc[row.name] = note_doc[row.name]
+                # Indexed for filtering, never stored again per message: a
+                # message's hit takes its session's values from the catalog.
+                doc["_stored_" + row.name] = None
         return doc
 
 

@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 
 # Bump when the schema, the analyzer or the catalog change: an index of another
 # version is rebuilt on first use.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 ENGINE = f"whoosh-{whoosh.versionstring()}"
 # How long a query waits for another process's writer before answering from
 # the index as it is (a full rebuild can take minutes on a big vault).
