@@ -133,13 +133,11 @@ class SearchField:
         """A raw value as this field's document value; None when there is none."""
         if raw is None or raw == "" or raw == [] or raw == ():
             return None
-        if self.kind == DATE:
+        if self.kind in (DATE, STORED):
             return raw
         if isinstance(raw, (list, tuple, set)):
             sep = "," if self.kind in (TAGS, KEYWORDS) else " "
             raw = sep.join(str(v) for v in raw)
-        if self.kind == STORED:
-            return raw
         text = str(raw).strip()
         if self.lower:
             text = text.lower()
@@ -193,6 +191,7 @@ FIELDS: tuple[SearchField, ...] = (
     SearchField(BODY, TEXT, note=fact("preamble"), message=fact("text"), query=("body",), in_body=1.0,
                 listed=False),
     SearchField("msg", STORED, message=fact("id")),  # a message's id
+    SearchField("at", STORED, message=fact("at")),  # where its block is in the file, for snippets
     SearchField("flags", FLAGS, note=fact("flags"), query=("flag", "flags"), stored=True),
 )
 

@@ -49,7 +49,7 @@ def texts_for(vault, idx: "Index", texts: dict[str, str] | None = None) -> NoteT
 def _text(raw: "RawHit", texts: NoteTexts) -> str:
     f = raw.fields
     if f.get("type") == "message":
-        return texts.message(f["path"], f.get("msg", ""))
+        return texts.message(f["path"], f.get("msg", ""), f.get("at"))
     return texts.body(f["path"], f)
 
 
