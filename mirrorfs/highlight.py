@@ -74,13 +74,14 @@ def term_spans(text: str, terms: frozenset, limit: int = 300,
     return spans
 
 
-def highlight(text: str, terms: Iterable[str], top: int = 2, chars: int = 180) -> str:
+def highlight(text: str, terms: Iterable[str], top: int = 2, chars: int = 180,
+              bounded: bool = True) -> str:
     """Up to *top* passages of *text* with the most distinct matched terms,
-    each about *chars* long, terms marked `**term**`."""
+    each about *chars* long, terms marked `**term**` (*bounded*: see term_spans)."""
     terms = frozenset(terms)
     if not terms or not text:
         return ""
-    spans = term_spans(text, terms)
+    spans = term_spans(text, terms, bounded=bounded)
     if not spans:
         return ""
     # Best windows: most distinct terms, then most occurrences, earliest first.

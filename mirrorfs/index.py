@@ -34,7 +34,7 @@ from whoosh import query as wquery
 from whoosh.filedb.structfile import StructFile
 
 from mirrorfs import catalog as catalog_mod
-from mirrorfs import storage
+from mirrorfs import generations, storage
 from mirrorfs.analysis import MirrorAnalyzer, analyze, term_positions  # noqa: F401  (tests use them here)
 from mirrorfs.build import ProgressFn, build_generation, codec, terminal_progress
 from mirrorfs.catalog import Layout, Scan, scan
@@ -130,6 +130,7 @@ class Index:
         self.max_bytes = max_bytes
         self._ix = None
         self._ix_gen: str | None = None
+        self._reader: generations.ReaderLock | None = None  # held while _ix_gen is open
         self._searcher = None
         self._searcher_catalog: dict | None = None
         # One thread at a time per Index (a server may search from several).
@@ -177,9 +178,10 @@ class Index:
     def _whoosh(self, name: str):
         if self._ix is None or self._ix_gen != name:
             self.close()
+            self._reader = generations.ReaderLock(self.layout.gen(name))
+            self._ix_gen = name
             with _dropping_damaged_files():
                 self._ix = windex.open_dir(str(self.layout.gen(name)))
-            self._ix_gen = name
         return self._ix
 
     def _open_searcher(self):
@@ -209,6 +211,12 @@ class Index:
                     pass
             self._searcher = None
             self._ix = None
+            if self._reader is not None:
+                self._reader.release()
+                self._reader = None
+                # The last reader of a replaced generation removes it.
+                if self._ix_gen is not None and self._ix_gen != self.layout.current_name():
+                    generations.remove_if_unused(self.layout.gen(self._ix_gen))
             self._ix_gen = None
 
     def __del__(self) -> None:
@@ -472,7 +480,7 @@ class Index:
         name = f"gen-{secrets.token_hex(8)}"
         gen_dir = self.layout.gen(name)
         gen_dir.mkdir(parents=True, mode=0o700)
-        old_name = self.layout.current_name()
+        building = generations.ReaderLock(gen_dir)  # not CURRENT yet: no prune may take it
         try:
             windex.create_in(str(gen_dir), TABLE.schema())
             files, warnings = build_generation(
@@ -490,19 +498,15 @@ class Index:
         except BaseException:
             shutil.rmtree(gen_dir, ignore_errors=True)
             raise
+        finally:
+            building.release()
         self.close()
         self._backlog.clear()  # the new generation read every file
-        self._prune(keep={name, old_name})
+        # Old generations go now, unless a reader in another process still
+        # answers from one: its last reader removes it when it lets go.
+        generations.prune(self.layout, keep={name})
         report.seconds = time.perf_counter() - t0
         return report
-
-    def _prune(self, keep: set) -> None:
-        """Remove old generations, except the one just replaced: readers in
-        other processes may still be answering from it."""
-        for p in self.layout.dir.glob("gen-*"):
-            if p.name not in keep and p.is_dir():
-                catalog_mod.forget(p)
-                shutil.rmtree(p, ignore_errors=True)
 
     # -- querying ----------------------------------------------------------
 
