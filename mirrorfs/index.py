@@ -17,6 +17,7 @@ schema) -> documents (bytes to documents) -> query (syntax), highlight
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -117,6 +118,18 @@ def _dropping_damaged_files():
                         value.close()
             tb = tb.tb_next
         raise
+
+
+def _index_errors(method):
+    """An OSError of the index's own files (the state folder's disk is full or
+    read-only) as one SearchIndexError line instead of Whoosh's traceback."""
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as exc:
+            raise SearchIndexError(str(storage.os_error(exc, self.layout.dir, "update the search index in"))) from exc
+    return guarded
 
 
 class Index:
@@ -236,6 +249,7 @@ class Index:
 
     # -- keeping fresh -----------------------------------------------------
 
+    @_index_errors
     def ensure(self, progress: ProgressFn | None = None, wait: float = QUERY_LOCK_WAIT) -> ReconcileReport:
         """Make the index match the vault: rebuild if unusable, else reconcile."""
         with self._lock:
@@ -243,6 +257,7 @@ class Index:
                 return self.rebuild(progress=progress, if_unusable=True)
             return self.reconcile(wait=wait)
 
+    @_index_errors
     def reconcile(self, wait: float = QUERY_LOCK_WAIT) -> ReconcileReport:
         """Apply adds, changes, deletes and renames made behind our back.
 
@@ -269,6 +284,7 @@ class Index:
             report.seconds = time.perf_counter() - t0
             return report
 
+    @_index_errors
     def apply(self, changes: Iterable, wait: float = QUERY_LOCK_WAIT) -> ReconcileReport:
         """Update only the documents and catalog rows of the files that changed.
 
@@ -429,6 +445,7 @@ class Index:
 
     # -- rebuilding --------------------------------------------------------
 
+    @_index_errors
     def rebuild(self, progress: ProgressFn | None = None, procs: int | None = None,
                 if_unusable: bool = False, if_current: str | None = None) -> ReconcileReport:
         """Index the whole vault into a new generation, then switch to it.
@@ -514,6 +531,7 @@ class Index:
         """A Whoosh query from mirrorfs query syntax (see parse_query)."""
         return parse_query(text, any_word)
 
+    @_index_errors
     def search(self, q, *, types: Iterable[str] | None = None, messages: bool = True,
                tags: Iterable[str] | None = None, instances: Iterable[str] | None = None,
                paths: Iterable[str] | None = None, limit: int | None = 20,
