@@ -152,6 +152,13 @@ class Index:
         self._backlog: dict[str, tuple | None] = {}
 
     @classmethod
+    def of(cls, vault) -> "Index":
+        """A new Index of a mirrorfs Vault, of its own (the watcher writes
+        through one, so that queries never wait on the lock its work holds)."""
+        config = getattr(vault, "config", None) or {}
+        return cls(vault.root, vault.state_dir, vault.id, int(config.get("max_note_bytes", DEFAULT_MAX_BYTES)))
+
+    @classmethod
     def for_vault(cls, vault) -> "Index":
         """The (cached, per process) index of a mirrorfs Vault."""
         config = getattr(vault, "config", None) or {}
@@ -161,7 +168,7 @@ class Index:
         if ix is None or ix.max_bytes != max_bytes or ix.vault_id != vault.id:
             if ix is not None:
                 ix.close()
-            ix = cls(vault.root, vault.state_dir, vault.id, max_bytes)
+            ix = cls.of(vault)
         _OPEN[key] = ix
         while len(_OPEN) > _OPEN_MAX:  # close the searchers of vaults not used lately
             _OPEN.pop(next(iter(_OPEN))).close()
@@ -239,6 +246,10 @@ class Index:
             self.close()
         except Exception:
             pass
+
+    def usable(self) -> bool:
+        """Whether a generation can answer now (none during a first build)."""
+        return self._live() is not None
 
     def catalog(self) -> dict:
         """The catalog of the live generation (after `ensure`)."""
