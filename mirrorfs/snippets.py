@@ -53,10 +53,12 @@ class NoteTexts:
         """*size* bytes of a file from *offset* (fewer at its end), decoded; "" when unreadable."""
         try:
             with open(self.root / relpath, "rb") as f:
+                # read(n) allocates n bytes first: ask for no more than the file holds.
+                left = max(0, os.fstat(f.fileno()).st_size - offset)
                 if offset:
                     f.seek(offset)
-                data = f.read(size)
-            if len(data) == size:  # the file may go on: never decode half a character
+                data = f.read(min(size, left))
+            if size < left:  # the file goes on: never decode half a character
                 data = _whole_chars(data)
             return note_mod.decode(data, relpath)[1]
         except (OSError, UnreadableNoteError):
