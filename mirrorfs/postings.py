@@ -136,6 +136,13 @@ class CompactLeafMatcher(W3LeafMatcher):
 class CompactCodec(W3Codec):
     """W3Codec writing and reading compact posting blocks (pickled into each segment)."""
 
+    # No per-block field-length statistics: writing them looked up the length
+    # of every posting's document in the column just written (a file read per
+    # posting, a sixth of a cold build), and nothing reads them — ranking has
+    # no length normalisation (mirrorfs.scoring) and field lengths themselves
+    # are still stored per document.
+    length_stats = False
+
     def __init__(self, blocklimit=128, compression=COMPRESSION, inlinelimit=1):
         super().__init__(blocklimit=blocklimit, compression=compression, inlinelimit=inlinelimit)
 
