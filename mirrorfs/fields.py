@@ -21,7 +21,6 @@ from whoosh import fields as wfields
 from whoosh.system import pack_uint
 
 from mirrorfs.analysis import ANALYZER, term_positions
-from mirrorfs.postings import CompactPositions
 
 # Kinds of field.
 TEXT = "text"  # analysed words (phrases, stems, CJK bigrams)

@@ -26,8 +26,8 @@ from whoosh.codec.whoosh3 import (
 )
 from whoosh.matching import ListMatcher
 from whoosh.system import emptybytes
-from whoosh.util.numlists import delta_encode
 from whoosh.util.numeric import length_to_byte
+from whoosh.util.numlists import delta_encode
 
 # zlib level 1: nearly the size of level 6 at a fraction of the time.
 COMPRESSION = 1
