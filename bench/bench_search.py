@@ -11,6 +11,12 @@ Reports, on one vault in one run:
   * search p50/p99 over a few hundred queries (planted words, topic words,
     pairs and phrases), with and without the freshness pass, and the ratio to
     ripgrep (`rg -l -i -w -F`) scanning the vault for the same words;
+  * warm search p50/p99 with snippets and without, against two baselines on
+    the same queries and index: the raw Whoosh search (`Index.search`, no
+    hits built) and reading the hits' files whole (what snippets cost before
+    they were bounded);
+  * the index on disk (every file under the index folder) against the vault's
+    text, and how many generations a second rebuild leaves;
   * reconcile time of an unchanged vault; time from one changed note to its
     search result; peak memory (this process, and the worker processes);
   * whether every planted word is found in the right file (and message).
@@ -106,7 +112,7 @@ def naive_build(gen_dir: str, docs) -> None:
         kind=W.ID(stored=True), tier=W.ID(stored=True), category=W.ID(stored=True),
         instance=W.ID(stored=True), updated_by=W.ID, role=W.ID(stored=True),
         created=W.ID, updated=W.ID, created_at=W.STORED, updated_at=W.STORED,
-        body=W.TEXT(analyzer=text), msg=W.STORED, flags=W.KEYWORD(stored=True),
+        body=W.TEXT(analyzer=text), msg=W.STORED, at=W.STORED, flags=W.KEYWORD(stored=True),
     )
     ix = windex.create_in(gen_dir, schema)
     w = ix.writer()
@@ -130,6 +136,20 @@ def naive(root: Path, relpaths: list[str], out: str) -> float:
     t0 = time.perf_counter()
     naive_build(out, docs())
     return time.perf_counter() - t0
+
+
+def dir_bytes(path: Path) -> int:
+    """Bytes of every file under *path* (all generations, catalogs, locks)."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def timed(fn, items) -> list[float]:
+    out = []
+    for item in items:
+        t0 = time.perf_counter()
+        fn(item)
+        out.append(time.perf_counter() - t0)
+    return out
 
 
 def rg_time(root: Path, word: str) -> float:
@@ -208,6 +228,10 @@ def main(argv=None) -> int:
                            naive_cpu_s=round(c_naive, 1), naive_cpu_over_cold=round(c_naive / c_cold, 2))
         docs, _ = idx.doc_count()
         print(f"  {docs} documents, index {figures['index_mb']} MB, {len(report.warnings)} warnings")
+        disk_mb = dir_bytes(idx.layout.dir) / 2**20
+        print(f"index on disk:                 {disk_mb:8.1f} MB = {disk_mb / size_mb:.2f}x the vault's text"
+              f" ({size_mb:.1f} MB)")
+        figures.update(index_disk_mb=round(disk_mb, 1), index_over_text=round(disk_mb / size_mb, 2))
 
         # Recall of planted words.
         missing = []
@@ -274,6 +298,29 @@ def main(argv=None) -> int:
             print(f"  {name:12s} p50 {ms(pct(times, 50))}  p99 {ms(pct(times, 99))}")
             figures[f"search_{name.replace(' ', '_')}_p50_ms"] = round(pct(times, 50) * 1000, 2)
         print(f"search incl. freshness pass:   p50 {ms(pct(full, 50))}  p99 {ms(pct(full, 99))}")
+
+        # Snippets against their baselines, same queries, same warm index.
+        def read_hits(q):  # what snippets cost when each hit read its whole file
+            for h in search_mod.search(vault, q, limit=20, reconcile=False, snippets=False):
+                (root / h.path).read_bytes()
+        parsed = {q: idx.parse(q) for q in queries}
+        raw = timed(lambda q: idx.search(parsed[q], limit=20), queries)
+        bare_all = timed(lambda q: search_mod.search(vault, q, limit=20, reconcile=False, snippets=False), queries)
+        with_snippets = timed(lambda q: search_mod.search(vault, q, limit=20, reconcile=False), queries)
+        reading = timed(read_hits, queries)
+        for label, times in (("raw Whoosh search (baseline)", raw), ("search without snippets", bare_all),
+                             ("search with snippets", with_snippets),
+                             ("search + read hits' files", reading)):
+            print(f"  {label:29s} p50 {ms(pct(times, 50))}  p99 {ms(pct(times, 99))}")
+        print(f"  snippets add {ms(pct(with_snippets, 50) - pct(bare_all, 50))} at p50; reading the hits' files"
+              f" whole adds {ms(pct(reading, 50) - pct(bare_all, 50))}; with snippets ="
+              f" {pct(with_snippets, 50) / pct(raw, 50):.2f}x the raw search at p50")
+        figures.update(raw_p50_ms=round(pct(raw, 50) * 1000, 2), raw_p99_ms=round(pct(raw, 99) * 1000, 2),
+                       bare_p50_ms=round(pct(bare_all, 50) * 1000, 2),
+                       bare_p99_ms=round(pct(bare_all, 99) * 1000, 2),
+                       snippets_p50_ms=round(pct(with_snippets, 50) * 1000, 2),
+                       snippets_p99_ms=round(pct(with_snippets, 99) * 1000, 2),
+                       read_files_p50_ms=round(pct(reading, 50) * 1000, 2))
         words = [q for q in queries if " " not in q and ":" not in q]
         words = rng.sample(words, min(len(words), args.rg_queries))
         rg = [rg_time(root, w) for w in words]
@@ -321,6 +368,16 @@ def main(argv=None) -> int:
         print(f"one changed note -> found:     median {ms(statistics.median(lat))}")
         figures.update(reconcile_ms=round(statistics.median(rec) * 1000, 2),
                        change_to_result_ms=round(statistics.median(lat) * 1000, 2))
+        # A second rebuild: one generation left (nobody reads the old one).
+        t0 = time.perf_counter()
+        idx.rebuild(procs=args.procs)
+        t_again = time.perf_counter() - t0
+        gens = len(list(idx.layout.dir.glob("gen-*")))
+        disk_mb = dir_bytes(idx.layout.dir) / 2**20
+        print(f"after a rebuild ({t_again:.1f} s):     {gens} generation(s) on disk, {disk_mb:.1f} MB"
+              f" = {disk_mb / size_mb:.2f}x the vault's text")
+        figures.update(generations_after_rebuild=gens, rebuild_s=round(t_again, 2),
+                       index_disk_after_rebuild_mb=round(disk_mb, 1))
         self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         kids_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"peak memory: this process {self_mb:.0f} MB, largest worker {kids_mb:.0f} MB")

@@ -115,6 +115,7 @@ class WatchDaemon:
         self._mutex = threading.RLock()
         self._index = None
         self._indexed = threading.Event()  # set once the first index is done
+        self._progress = (0, 0)  # files of the first index done, of all
         self._reflector: Reflector | None = None
         self._watcher: Watcher | None = None
         self._server: QueryServer | None = None
@@ -153,7 +154,7 @@ class WatchDaemon:
 
         self._write_status()
         self._touch(status="watching", force=True)
-        self._index = Index.for_vault(self.vault)
+        self._index = Index.of(self.vault)  # its own lock: queries (the shared Index) never wait on it
         self._reflector = Reflector(self.vault)
         backlog = self._reflector.start()
         if backlog:
@@ -245,9 +246,18 @@ class WatchDaemon:
 
     def _first_index(self) -> None:
         """Index (or catch up) in the background; queries answer meanwhile, saying so."""
+        from mirrorfs.build import terminal_progress
+
+        terminal = terminal_progress()
+
+        def progress(done: int, total: int) -> None:
+            self._progress = (done, total)
+            if terminal is not None:
+                terminal(done, total)
+
         built = False
         try:
-            report = self._index.ensure()
+            report = self._index.ensure(progress=progress)
             for warning in report.warnings[:20]:
                 self.warn(warning)
             built = True
@@ -550,6 +560,8 @@ class WatchDaemon:
         # query: the watcher applies every change within its settle time,
         # which is what makes a search here cheaper than alone.
         with self._mutex:
+            if self.indexing and not self._index.usable():
+                return self._results(search.SearchResults())  # a first build: nothing to wait for
             try:
                 results = search.search_local(self.vault, reconcile=False, **args)
             except SearchIndexError:
@@ -563,6 +575,8 @@ class WatchDaemon:
 
         search.check_query(args.get("query", ""))
         with self._mutex:  # as _search: in-process, no freshness pass
+            if self.indexing and not self._index.usable():
+                return self._results(search.SearchResults())
             try:
                 results = search.recall_local(self.vault, reconcile=False, **args)
             except SearchIndexError:
@@ -615,5 +629,8 @@ class WatchDaemon:
     def _results(self, results) -> dict:
         reply = results.to_reply()
         if self.indexing:
-            reply["warnings"].append("the first index is still being built; results cover what is indexed so far")
+            done, total = self._progress
+            so_far = f" ({done:,} of {total:,} files)" if total else ""
+            reply["warnings"].append(f"the first index is still being built{so_far}; results cover what is indexed so far")
+            reply["stale"] = True
         return reply

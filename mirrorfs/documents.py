@@ -113,6 +113,7 @@ class MessageFacts:
     instance: str | None
     time: dt.datetime | None
     text: str
+    at: tuple[int, int] | None = None  # (byte offset, byte length) of its block in the file
 
 
 @dataclass
@@ -123,9 +124,26 @@ class FileEntry:
     info: dict
 
 
+def _byte_spans(data: bytes, body: str, found: list) -> list[tuple[int, int]]:
+    """(byte offset, byte length) in the file of each message block, so that a
+    snippet reads one message rather than its whole session."""
+    if data.isascii():
+        base = len(data) - len(body)
+        return [(base + b.start, b.end - b.start) for b in found]
+    base = len(data) - len(body.encode("utf-8"))  # the body is the end of the file
+    out, at, done = [], base, 0
+    for b in found:
+        at += len(body[done:b.start].encode("utf-8"))
+        size = len(body[b.start:b.end].encode("utf-8"))
+        out.append((at, size))
+        at, done = at + size, b.end
+    return out
+
+
 def file_documents(relpath: str, data: bytes, table: FieldTable = TABLE) -> FileEntry:
     """Documents for one note file; raises UnreadableNoteError for non-notes."""
-    note = note_mod.parse(indexable(data), relpath)  # a note with git conflict markers: each side once
+    source = indexable(data)  # a note with git conflict markers: each side once
+    note = note_mod.parse(source, relpath)
     meta = note.meta if isinstance(note.meta, dict) else {}
     stem = relpath.rsplit("/", 1)[-1][:-3] if relpath.endswith(".md") else relpath
     ntype = _low(meta.get("type"))
@@ -133,9 +151,15 @@ def file_documents(relpath: str, data: bytes, table: FieldTable = TABLE) -> File
         ntype = "session"
     body = strip_sections(note.body)
     messages: list = []
+    spans: list = []
     preamble = body
     if ntype == "session" and not note.error:
-        preamble, messages = messages_mod.parse(body)
+        found = messages_mod.blocks(body)
+        if found:
+            preamble = body[:found[0].start]
+            messages = [messages_mod.message_of(body, b) for b in found]
+            if source is data and body == note.body:  # the body is the file's own text
+                spans = _byte_spans(data, body, found)
     created = naive_utc(meta.get("created"))
     facts = NoteFacts(
         path=relpath,
@@ -155,11 +179,11 @@ def file_documents(relpath: str, data: bytes, table: FieldTable = TABLE) -> File
     msg_instances: dict[str, int] = {}
     msg_roles: dict[str, int] = {}
     first = last = None
-    for msg in messages:
+    for n, msg in enumerate(messages):
         t = naive_utc(msg.time)
         docs.append(table.message_document(MessageFacts(
             path=relpath, id=msg.id, role=msg.role or None, instance=msg.instance or None,
-            time=t, text=strip_sections(msg.content)), base))
+            time=t, text=strip_sections(msg.content), at=spans[n] if spans else None), base))
         if msg.instance:
             msg_instances[msg.instance] = msg_instances.get(msg.instance, 0) + 1
         if msg.role:

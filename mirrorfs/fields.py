@@ -132,13 +132,11 @@ class SearchField:
         """A raw value as this field's document value; None when there is none."""
         if raw is None or raw == "" or raw == [] or raw == ():
             return None
-        if self.kind == DATE:
+        if self.kind in (DATE, STORED):
             return raw
         if isinstance(raw, (list, tuple, set)):
             sep = "," if self.kind in (TAGS, KEYWORDS) else " "
             raw = sep.join(str(v) for v in raw)
-        if self.kind == STORED:
-            return raw
         text = str(raw).strip()
         if self.lower:
             text = text.lower()
@@ -150,7 +148,9 @@ class SearchField:
         if value is None:
             return {}
         if self.kind == DATE:
-            return {self.name: value.strftime("%Y%m%d"), self.name + "_at": value}
+            # The exact time as POSIX seconds: a pickled float is a tenth of a datetime.
+            at = value.replace(tzinfo=dt.timezone.utc).timestamp() if value.tzinfo is None else value.timestamp()
+            return {self.name: value.strftime("%Y%m%d"), self.name + "_at": at}
         return {self.name: value}
 
 
@@ -190,6 +190,7 @@ FIELDS: tuple[SearchField, ...] = (
     SearchField(BODY, TEXT, note=fact("preamble"), message=fact("text"), query=("body",), in_body=1.0,
                 listed=False),
     SearchField("msg", STORED, message=fact("id")),  # a message's id
+    SearchField("at", STORED, message=fact("at")),  # where its block is in the file, for snippets
     SearchField("flags", FLAGS, note=fact("flags"), query=("flag", "flags"), stored=True),
 )
 
@@ -250,6 +251,9 @@ class FieldTable:
         for row in self._session_rows:
             if note_doc.get(row.name):
                 doc[row.name] = note_doc[row.name]
+                # Indexed for filtering, never stored again per message: a
+                # message's hit takes its session's values from the catalog.
+                doc["_stored_" + row.name] = None
         return doc
 
 

@@ -6,20 +6,15 @@ itself: the same tokens as the analyzer, found in the text as it is on disk.
 
 from __future__ import annotations
 
+import re
 from typing import Iterable
 
 from mirrorfs.analysis import MAX_WORD, MIN_WORD, STOP, TOKEN, stem
 
 
-def term_spans(text: str, terms: frozenset, limit: int = 300) -> list[tuple[int, int, str]]:
-    """(start, end, term) of the tokens of *text* whose index term is in *terms*.
-
-    Same tokens as MirrorAnalyzer, but a word whose first two letters start no
-    wanted term is dropped before stemming (stemming never changes them).
-    """
-    heads = {t[:2] for t in terms}
-    spans = []
-    for m in TOKEN.finditer(text):
+def _tokens(text: str, lo: int, hi: int, terms: frozenset, heads: set, spans: list, limit: int) -> None:
+    """Append to *spans* the matched tokens of text[lo:hi], up to *limit* spans."""
+    for m in TOKEN.finditer(text, lo, hi):
         run, word = m.groups()
         if word is not None:
             w = word.lower()
@@ -38,17 +33,55 @@ def term_spans(text: str, terms: frozenset, limit: int = 300) -> list[tuple[int,
                 if run[i:i + 2] in terms:
                     spans.append((base + i, base + i + 2, run[i:i + 2]))
         if len(spans) >= limit:
+            return
+
+
+def _head_finder(heads: set) -> re.Pattern | None:
+    """A regex finding every place a token with one of *heads* could start
+    (a superset), or None when case folding could hide one (heads in cased
+    scripts other than ASCII: `str.lower` and the regex's folding differ there)."""
+    if not heads or not all(h.isascii() or h.lower() == h.upper() for h in heads):
+        return None
+    return re.compile("|".join(re.escape(h) for h in sorted(heads)), re.IGNORECASE)
+
+
+def term_spans(text: str, terms: frozenset, limit: int = 300,
+               bounded: bool = True) -> list[tuple[int, int, str]]:
+    """(start, end, term) of the tokens of *text* whose index term is in *terms*.
+
+    Same tokens as MirrorAnalyzer, but a word whose first two letters start no
+    wanted term is dropped before stemming (stemming never changes them).
+    *bounded*: only the lines where such a word can occur are tokenized (no
+    token spans a line, so the spans are those of the whole text); a long
+    session or note is mostly lines without one.
+    """
+    heads = {t[:2] for t in terms}
+    spans: list[tuple[int, int, str]] = []
+    finder = _head_finder(heads) if bounded else None
+    if finder is None:
+        _tokens(text, 0, len(text), terms, heads, spans, limit)
+        return spans
+    pos, n = 0, len(text)
+    while len(spans) < limit:
+        m = finder.search(text, pos)
+        if m is None:
             break
+        lo = text.rfind("\n", 0, m.start()) + 1
+        hi = text.find("\n", m.end())
+        hi = n if hi < 0 else hi
+        _tokens(text, lo, hi, terms, heads, spans, limit)
+        pos = hi + 1
     return spans
 
 
-def highlight(text: str, terms: Iterable[str], top: int = 2, chars: int = 180) -> str:
+def highlight(text: str, terms: Iterable[str], top: int = 2, chars: int = 180,
+              bounded: bool = True) -> str:
     """Up to *top* passages of *text* with the most distinct matched terms,
-    each about *chars* long, terms marked `**term**`."""
+    each about *chars* long, terms marked `**term**` (*bounded*: see term_spans)."""
     terms = frozenset(terms)
     if not terms or not text:
         return ""
-    spans = term_spans(text, terms)
+    spans = term_spans(text, terms, bounded=bounded)
     if not spans:
         return ""
     # Best windows: most distinct terms, then most occurrences, earliest first.
@@ -57,7 +90,12 @@ def highlight(text: str, terms: Iterable[str], top: int = 2, chars: int = 180) -
     for i, (start, _, _) in enumerate(spans):
         lo = max(0, start - chars // 4)
         hi = lo + chars
-        inside = [s for s in spans[i:] if s[1] <= hi]
+        inside = []
+        for s in spans[i:]:
+            if s[0] >= hi:  # spans come by start: none further ends by hi
+                break
+            if s[1] <= hi:
+                inside.append(s)
         candidates.append((-len({s[2] for s in inside}), -len(inside), lo, hi))
     candidates.sort()
     for _, _, lo, hi in candidates:

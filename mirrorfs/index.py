@@ -17,6 +17,7 @@ schema) -> documents (bytes to documents) -> query (syntax), highlight
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -34,7 +35,7 @@ from whoosh import query as wquery
 from whoosh.filedb.structfile import StructFile
 
 from mirrorfs import catalog as catalog_mod
-from mirrorfs import storage
+from mirrorfs import generations, storage
 from mirrorfs.analysis import MirrorAnalyzer, analyze, term_positions  # noqa: F401  (tests use them here)
 from mirrorfs.build import ProgressFn, build_generation, codec, terminal_progress
 from mirrorfs.catalog import Layout, Scan, scan
@@ -66,7 +67,7 @@ log = logging.getLogger(__name__)
 
 # Bump when the schema, the analyzer or the catalog change: an index of another
 # version is rebuilt on first use.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 ENGINE = f"whoosh-{whoosh.versionstring()}"
 # How long a query waits for another process's writer before answering from
 # the index as it is (a full rebuild can take minutes on a big vault).
@@ -119,6 +120,18 @@ def _dropping_damaged_files():
         raise
 
 
+def _index_errors(method):
+    """An OSError of the index's own files (the state folder's disk is full or
+    read-only) as one SearchIndexError line instead of Whoosh's traceback."""
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as exc:
+            raise SearchIndexError(str(storage.os_error(exc, self.layout.dir, "update the search index in"))) from exc
+    return guarded
+
+
 class Index:
     """The search index of one vault on this device."""
 
@@ -130,12 +143,20 @@ class Index:
         self.max_bytes = max_bytes
         self._ix = None
         self._ix_gen: str | None = None
+        self._reader: generations.ReaderLock | None = None  # held while _ix_gen is open
         self._searcher = None
         self._searcher_catalog: dict | None = None
         # One thread at a time per Index (a server may search from several).
         self._lock = threading.RLock()
         # Watcher changes not applied yet (another process held the writer): path -> op.
         self._backlog: dict[str, tuple | None] = {}
+
+    @classmethod
+    def of(cls, vault) -> "Index":
+        """A new Index of a mirrorfs Vault, of its own (the watcher writes
+        through one, so that queries never wait on the lock its work holds)."""
+        config = getattr(vault, "config", None) or {}
+        return cls(vault.root, vault.state_dir, vault.id, int(config.get("max_note_bytes", DEFAULT_MAX_BYTES)))
 
     @classmethod
     def for_vault(cls, vault) -> "Index":
@@ -147,7 +168,7 @@ class Index:
         if ix is None or ix.max_bytes != max_bytes or ix.vault_id != vault.id:
             if ix is not None:
                 ix.close()
-            ix = cls(vault.root, vault.state_dir, vault.id, max_bytes)
+            ix = cls.of(vault)
         _OPEN[key] = ix
         while len(_OPEN) > _OPEN_MAX:  # close the searchers of vaults not used lately
             _OPEN.pop(next(iter(_OPEN))).close()
@@ -177,9 +198,10 @@ class Index:
     def _whoosh(self, name: str):
         if self._ix is None or self._ix_gen != name:
             self.close()
+            self._reader = generations.ReaderLock(self.layout.gen(name))
+            self._ix_gen = name
             with _dropping_damaged_files():
                 self._ix = windex.open_dir(str(self.layout.gen(name)))
-            self._ix_gen = name
         return self._ix
 
     def _open_searcher(self):
@@ -209,6 +231,12 @@ class Index:
                     pass
             self._searcher = None
             self._ix = None
+            if self._reader is not None:
+                self._reader.release()
+                self._reader = None
+                # The last reader of a replaced generation removes it.
+                if self._ix_gen is not None and self._ix_gen != self.layout.current_name():
+                    generations.remove_if_unused(self.layout.gen(self._ix_gen))
             self._ix_gen = None
 
     def __del__(self) -> None:
@@ -219,6 +247,10 @@ class Index:
         except Exception:
             pass
 
+    def usable(self) -> bool:
+        """Whether a generation can answer now (none during a first build)."""
+        return self._live() is not None
+
     def catalog(self) -> dict:
         """The catalog of the live generation (after `ensure`)."""
         live = self._live()
@@ -228,6 +260,7 @@ class Index:
 
     # -- keeping fresh -----------------------------------------------------
 
+    @_index_errors
     def ensure(self, progress: ProgressFn | None = None, wait: float = QUERY_LOCK_WAIT) -> ReconcileReport:
         """Make the index match the vault: rebuild if unusable, else reconcile."""
         with self._lock:
@@ -235,6 +268,7 @@ class Index:
                 return self.rebuild(progress=progress, if_unusable=True)
             return self.reconcile(wait=wait)
 
+    @_index_errors
     def reconcile(self, wait: float = QUERY_LOCK_WAIT) -> ReconcileReport:
         """Apply adds, changes, deletes and renames made behind our back.
 
@@ -261,6 +295,7 @@ class Index:
             report.seconds = time.perf_counter() - t0
             return report
 
+    @_index_errors
     def apply(self, changes: Iterable, wait: float = QUERY_LOCK_WAIT) -> ReconcileReport:
         """Update only the documents and catalog rows of the files that changed.
 
@@ -421,6 +456,7 @@ class Index:
 
     # -- rebuilding --------------------------------------------------------
 
+    @_index_errors
     def rebuild(self, progress: ProgressFn | None = None, procs: int | None = None,
                 if_unusable: bool = False, if_current: str | None = None) -> ReconcileReport:
         """Index the whole vault into a new generation, then switch to it.
@@ -472,7 +508,7 @@ class Index:
         name = f"gen-{secrets.token_hex(8)}"
         gen_dir = self.layout.gen(name)
         gen_dir.mkdir(parents=True, mode=0o700)
-        old_name = self.layout.current_name()
+        building = generations.ReaderLock(gen_dir)  # not CURRENT yet: no prune may take it
         try:
             windex.create_in(str(gen_dir), TABLE.schema())
             files, warnings = build_generation(
@@ -490,19 +526,15 @@ class Index:
         except BaseException:
             shutil.rmtree(gen_dir, ignore_errors=True)
             raise
+        finally:
+            building.release()
         self.close()
         self._backlog.clear()  # the new generation read every file
-        self._prune(keep={name, old_name})
+        # Old generations go now, unless a reader in another process still
+        # answers from one: its last reader removes it when it lets go.
+        generations.prune(self.layout, keep={name})
         report.seconds = time.perf_counter() - t0
         return report
-
-    def _prune(self, keep: set) -> None:
-        """Remove old generations, except the one just replaced: readers in
-        other processes may still be answering from it."""
-        for p in self.layout.dir.glob("gen-*"):
-            if p.name not in keep and p.is_dir():
-                catalog_mod.forget(p)
-                shutil.rmtree(p, ignore_errors=True)
 
     # -- querying ----------------------------------------------------------
 
@@ -510,6 +542,7 @@ class Index:
         """A Whoosh query from mirrorfs query syntax (see parse_query)."""
         return parse_query(text, any_word)
 
+    @_index_errors
     def search(self, q, *, types: Iterable[str] | None = None, messages: bool = True,
                tags: Iterable[str] | None = None, instances: Iterable[str] | None = None,
                paths: Iterable[str] | None = None, limit: int | None = 20,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from mirrorfs import note as note_mod
 from mirrorfs import recent as recent_log
 from mirrorfs import watch_client
-from mirrorfs.clock import aware_utc, from_unix, parse_time
+from mirrorfs.clock import from_unix, parse_time
 from mirrorfs.crypto import strip_sections
 from mirrorfs.errors import InvalidValueError, NotFoundError, QueryError
 from mirrorfs.results import NoteInfo, ReconcileReport, SearchHit, SearchResults
@@ -49,7 +49,7 @@ def texts_for(vault, idx: "Index", texts: dict[str, str] | None = None) -> NoteT
 def _text(raw: "RawHit", texts: NoteTexts) -> str:
     f = raw.fields
     if f.get("type") == "message":
-        return texts.message(f["path"], f.get("msg", ""))
+        return texts.message(f["path"], f.get("msg", ""), f.get("at"))
     return texts.body(f["path"], f)
 
 
@@ -77,8 +77,8 @@ def make_hit(raw: "RawHit", idx: "Index", texts: NoteTexts, snippets: bool = Tru
         tags=tags,
         kind=f.get("kind"),
         instance=f.get("instance"),
-        created=aware_utc(f.get("created_at")),
-        updated=aware_utc(f.get("updated_at")),
+        created=from_unix(f.get("created_at")),
+        updated=from_unix(f.get("updated_at")),
         flags=(f.get("flags") or "").split(),
     )
     if doc == "message":

@@ -1,12 +1,13 @@
 """The text snippets are cut from: the files as they are on disk.
 
 Bodies are not stored in the index, which keeps it small and each snippet
-exactly what the file says now; a search reads each hit's file once.
+exactly what the file says now. What a hit reads is bounded: a message reads
+its own block (the index stores where it sits in its session), a note at most
+its first `SNIPPET_READ_BYTES`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -16,6 +17,21 @@ from mirrorfs.crypto import strip_sections
 from mirrorfs.errors import UnreadableNoteError
 
 SNIPPET_CHARS = 180
+# A snippet comes from at most this much of a file (of a message's block):
+# a hit in a huge note costs a bounded read, not the whole file.
+SNIPPET_READ_BYTES = 256 * 1024
+
+
+def _whole_chars(data: bytes) -> bytes:
+    """*data* without a UTF-8 sequence cut short at its end (a bounded read may split one)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte < 0x80:
+            return data
+        if byte >= 0xC0:  # a lead byte: is its sequence complete?
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return data if back >= need else data[:-back]
+    return data
 
 
 class NoteTexts:
@@ -33,14 +49,25 @@ class NoteTexts:
         self.files = files
         self._texts: dict[str, str] = dict(texts or {})
 
+    def _read(self, relpath: str, offset: int, size: int) -> str:
+        """*size* bytes of a file from *offset* (fewer at its end), decoded; "" when unreadable."""
+        try:
+            with open(self.root / relpath, "rb") as f:
+                # read(n) allocates n bytes first: ask for no more than the file holds.
+                left = max(0, os.fstat(f.fileno()).st_size - offset)
+                if offset:
+                    f.seek(offset)
+                data = f.read(min(size, left))
+            if size < left:  # the file goes on: never decode half a character
+                data = _whole_chars(data)
+            return note_mod.decode(data, relpath)[1]
+        except (OSError, UnreadableNoteError):
+            return ""
+
     def text(self, relpath: str) -> str:
+        """A note's text: its first SNIPPET_READ_BYTES (all of a smaller note)."""
         if relpath not in self._texts:
-            try:
-                with open(self.root / relpath, "rb") as f:
-                    data = f.read(self.max_bytes + 1)
-                self._texts[relpath] = "" if len(data) > self.max_bytes else note_mod.decode(data, relpath)[1]
-            except (OSError, UnreadableNoteError):
-                self._texts[relpath] = ""
+            self._texts[relpath] = self._read(relpath, 0, min(self.max_bytes, SNIPPET_READ_BYTES))
         return self._texts[relpath]
 
     def body(self, relpath: str, fields: dict) -> str:
@@ -55,22 +82,20 @@ class NoteTexts:
         rec = self.files.get(relpath)
         return rec[4] if rec else {}
 
-    def message(self, relpath: str, msg_id: str) -> str:
-        """One message's content, found by its id without parsing the whole session."""
-        text = self.text(relpath)
-        key = messages_mod.COMMENT_PREFIX + '{"id": ' + json.dumps(msg_id)
-        at = text.find(key)
-        if at < 0:  # written by another tool with other JSON spacing: parse it all
-            for m in messages_mod.parse(note_mod.body_of(text))[1]:
-                if m.id == msg_id:
-                    return strip_sections(m.content)
-            return ""
-        start = text.rfind("\n", 0, max(0, text.rfind("\n", 0, at))) + 1
-        nxt = text.find("\n" + messages_mod.COMMENT_PREFIX, at + len(key))
-        end = text.rfind("\n", 0, nxt) + 1 if nxt >= 0 else len(text)
-        for m in messages_mod.parse(text[start:end])[1]:
-            return strip_sections(m.content)
-        return ""
+    def message(self, relpath: str, msg_id: str, at: tuple[int, int] | None = None) -> str:
+        """One message's content (at most SNIPPET_READ_BYTES of it). *at*, its
+        block's byte offset and length as the index has them, reads just that
+        block; without it, or when the file changed and the block moved, the
+        session is searched."""
+        found = None
+        if relpath in self._texts:  # texts given (decrypted): never the file
+            found = messages_mod.find(self._texts[relpath], msg_id)
+        else:
+            if at:
+                found = messages_mod.find(self._read(relpath, at[0], min(at[1], SNIPPET_READ_BYTES)), msg_id)
+            if found is None:
+                found = messages_mod.find(self._read(relpath, 0, self.max_bytes), msg_id)
+        return strip_sections(found.content) if found is not None else ""
 
 
 def lead(text: str, chars: int = SNIPPET_CHARS) -> str:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from conftest import close_pipes
@@ -181,3 +183,49 @@ def test_cli_search_goes_through_the_watcher_with_identical_results(vault, state
     # Without a watcher the CLI answers itself, with the same hits.
     alone = json.loads(CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False).output)
     assert [h["path"] for h in alone] == [h["path"] for h in through]
+
+
+def test_a_query_during_the_first_index_answers_at_once_with_its_progress(tmp_path, state_dir):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import generate
+
+    from mirrorfs import watch_client
+
+    root = tmp_path / "big"
+    manifest = generate.generate(root, **generate.SIZES["small"], seed=5)
+    word, where = next(iter(sorted(manifest.items())))
+    env = {**os.environ, "MIRRORFS_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mirrorfs", "--vault", str(root), "--instance", "laptop", "watch"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    lines: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(l.rstrip("\n")) for l in proc.stdout], daemon=True)
+    reader.start()
+    vault_state = Vault.open(root, instance="tester").state_dir
+    during, after = [], None
+    try:
+        deadline = time.monotonic() + 120
+        while after is None:
+            assert time.monotonic() < deadline, (during, list(lines.queue))
+            try:
+                # Each answer comes at once (the client gives up after 5 s, not the 30 s default).
+                reply = watch_client.ask(vault_state, "search", {"query": word}, timeout=5)
+            except ConnectionError:
+                continue  # the watcher is not listening yet
+            building = [w for w in reply["warnings"] if w.startswith("the first index is still being built")]
+            if building:
+                assert reply["stale"] is True
+                during.append((building[0], [h["path"] for h in reply["hits"]]))
+            else:
+                after = reply
+        assert during, "the first index was done before any query landed: use a bigger vault"
+        # Marked incomplete, with how far the build is; nothing found yet that is wrong.
+        assert any(re.search(r"\(\d[\d,]* of [\d,]+ files\)", w) for w, _ in during), sorted({w for w, _ in during})
+        assert all(paths in ([], [where["path"]]) for _, paths in during), during
+        assert [h["path"] for h in after["hits"]] == [where["path"]]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT) == 0
+        close_pipes(proc, reader)
+    assert not any("Traceback" in line for line in lines.queue)

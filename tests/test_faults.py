@@ -125,6 +125,28 @@ def test_a_full_disk_is_one_line_and_changes_nothing(tmp_path):
     assert ".mirrorfs-" not in done.stdout  # no temp file left behind
 
 
+def test_a_full_disk_under_the_search_index_is_one_line(tmp_path):
+    vault_dir = tmp_path / "v"
+    done = _in_a_small_tmpfs(tmp_path, textwrap.dedent(f'''
+        set -e
+        export MIRRORFS_STATE_DIR="$SMALL/state"
+        "$PY" -m mirrorfs init "{vault_dir}" --name Mira >/dev/null
+        for i in $(seq 1 40); do
+            "$PY" -m mirrorfs --vault "{vault_dir}" remember "Sam likes tea number $i and oolong" >/dev/null
+        done
+        dd if=/dev/zero of="$SMALL/fill" bs=4k 2>/dev/null || true
+        set +e
+        "$PY" -m mirrorfs --vault "{vault_dir}" search oolong; echo "rc=$?"
+        "$PY" -m mirrorfs --vault "{vault_dir}" index rebuild; echo "rc=$?"
+    '''))
+    out = done.stdout + done.stderr
+    assert "Traceback" not in out, out
+    assert out.count("rc=1") == 2, out
+    assert out.count("cannot update the search index in") == 2, out
+    assert "no space left on the device" in out, out
+    assert len(list((vault_dir / "memory").glob("*.md"))) == 40
+
+
 def test_a_vault_moved_away_under_a_command_is_one_line(vault, tmp_path):
     env = dict(os.environ, MIRRORFS_INSTANCE="laptop")
     moved = tmp_path / "moved"

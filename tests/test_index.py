@@ -311,6 +311,28 @@ def test_first_query_waits_for_a_rebuild_in_another_process(generated):
         close_pipes(child)
 
 
+def _generations(vault) -> list[str]:
+    return sorted(p.name for p in index_mod.Index.for_vault(vault).layout.dir.glob("gen-*"))
+
+
+def test_a_rebuild_leaves_one_generation_and_a_reader_keeps_its_own(vault):
+    write(vault.root, "memory/a.md", note("A", "The quokka smiles."))
+    assert paths_of(search.search(vault, "quokka")) == ["memory/a.md"]
+    first = _generations(vault)
+    assert len(first) == 1
+    search.rebuild(vault)
+    assert len(_generations(vault)) == 1 and _generations(vault) != first
+    # Another reader (its own Index, as another process has) answering from the live generation.
+    other = index_mod.Index(vault.root, vault.state_dir, vault.id)
+    assert [h.fields["path"] for h in other.search(other.parse("quokka"))] == ["memory/a.md"]
+    held = _generations(vault)
+    search.rebuild(vault)
+    assert len(_generations(vault)) == 2 and held[0] in _generations(vault)  # still read: kept
+    other.close()  # its last reader lets go: removed
+    assert len(_generations(vault)) == 1 and held[0] not in _generations(vault)
+    assert paths_of(search.search(vault, "quokka")) == ["memory/a.md"]
+
+
 def test_unchanged_vault_reconciles_without_opening_whoosh(generated):
     vault, _ = generated
     search.search(vault, "travel")
