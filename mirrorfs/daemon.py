@@ -552,54 +552,44 @@ class WatchDaemon:
 
         return {op: counted(op, handler) for op, handler in handlers.items()}
 
-    def _search(self, args: dict) -> dict:
+    def _answer(self, args: dict, run: Callable[[], Any]) -> dict:
+        """A query answered in-process, never by a request to ourselves, and with no freshness
+        pass: the watcher applies every change within its settle time, which is what makes a
+        search here cheaper than alone. During the first build it answers at once, marked so."""
         from mirrorfs import search
 
         search.check_query(args.get("query", ""))  # a clear error, before a long text holds the watcher up
-        # In-process, never a request to ourselves; and no freshness pass per
-        # query: the watcher applies every change within its settle time,
-        # which is what makes a search here cheaper than alone.
         with self._mutex:
             if self.indexing and not self._index.usable():
                 return self._results(search.SearchResults())  # a first build: nothing to wait for
             try:
-                results = search.search_local(self.vault, reconcile=False, **args)
+                results = run()
             except SearchIndexError:
                 if not self.indexing:
                     raise
                 results = search.SearchResults()  # nothing indexed yet: say so, do not fail
         return self._results(results)
 
+    def _search(self, args: dict) -> dict:
+        from mirrorfs import search
+
+        return self._answer(args, lambda: search.search_local(self.vault, reconcile=False, **args))
+
     def _recall(self, args: dict) -> dict:
         from mirrorfs import search
 
-        search.check_query(args.get("query", ""))
-        with self._mutex:  # as _search: in-process, no freshness pass
-            if self.indexing and not self._index.usable():
-                return self._results(search.SearchResults())
-            try:
-                results = search.recall_local(self.vault, reconcile=False, **args)
-            except SearchIndexError:
-                if not self.indexing:
-                    raise
-                results = search.SearchResults()
-        return self._results(results)
+        return self._answer(args, lambda: search.recall_local(self.vault, reconcile=False, **args))
 
     def _semantic(self, args: dict) -> dict:
         """`Vault.search` by meaning (semantic, hybrid, or keyword with a threshold): the model stays loaded here."""
         from mirrorfs import search, semantic
 
-        search.check_query(args.get("query", ""))
-        with self._mutex:
+        def run():
             if self._embeds is None and not self.indexing:  # embeddings made since this watcher started
                 self._embeds = self._embed_queue()
-            try:
-                results = semantic.search(self.vault, refresh=False, keyword=search.search_local, **args)
-            except SearchIndexError:
-                if not self.indexing:
-                    raise
-                results = search.SearchResults()
-        return self._results(results)
+            return semantic.search(self.vault, refresh=False, keyword=search.search_local, **args)
+
+        return self._answer(args, run)
 
     def _similar(self, args: dict) -> dict:
         """`find_similar` by key terms (the lean console resolved a relative path to the note)."""
