@@ -23,10 +23,10 @@ from mirrorfs.cli_base import (
     unlock_vault,
 )
 from mirrorfs.errors import InvalidValueError
-from mirrorfs.layout import OWNED_TYPES
+from mirrorfs.layout import OWNED_TYPES, SEARCH_MODES
 
 # The search modes (mirrorfs.semantic.MODES, without importing numpy for --help).
-MODES = ("keyword", "semantic", "hybrid")
+MODES = SEARCH_MODES
 
 
 def _warn(results) -> None:

@@ -3,15 +3,15 @@
 A one-shot `mirrorfs search` through a running watcher spent four fifths of
 its time importing click, YAML, filelock and the library before asking the
 watcher a question that takes it a few milliseconds. For the commands a
-watcher can answer (search, recall, similar, status, reflections without
---since or --mark-read) this module parses the
+watcher can answer (search in every mode, recall and similar by keyword,
+status, reflections without --since or --mark-read) this module parses the
 command line itself, finds the vault and the watcher's socket with the
 standard library only (mirrorfs.locate), sends the request (watch_client) and
 prints through the formatter the full CLI uses (mirrorfs.render).
 
 Whenever it cannot serve exactly what the full CLI would print - no watcher,
-an option or a value it does not know, embeddings that make the default search
-hybrid, any error - it hands the untouched command line to the full CLI,
+an option or a value it does not know, embeddings that make the default recall
+or similar hybrid, any error - it hands the untouched command line to the full CLI,
 which then answers (or explains the error) as always. The lean path never
 reads standard input or prints anything before it knows it can serve.
 
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mirrorfs import locate, render, watch_client
-from mirrorfs.layout import OWNED_TYPES
+from mirrorfs.layout import OWNED_TYPES, SEARCH_MODES
 
 ENV_REPORT = "MIRRORFS_LEAN_REPORT"
 # As cli_search: the --type values, and the longest query the library takes.
@@ -73,8 +73,8 @@ def _report(served: bool, why: str) -> None:
 _OPTIONS: dict[str, dict[str, tuple[str, str]]] = {
     "search": {"--type": ("types", "many"), "--tag": ("tags", "many"), "--instance": ("instances", "many"),
                "--no-sessions": ("no_sessions", "flag"), "--any": ("any_word", "flag"),
-               "--limit": ("limit", "one"), "--mode": ("mode", "one"), "--paths": ("paths", "flag"),
-               "--json": ("as_json", "flag")},
+               "--limit": ("limit", "one"), "--mode": ("mode", "one"), "--min-score": ("min_score", "one"),
+               "--paths": ("paths", "flag"), "--json": ("as_json", "flag")},
     "recall": {"--limit": ("limit", "one"), "--half-life": ("half_life", "one"), "--json": ("as_json", "flag")},
     "similar": {"--limit": ("limit", "one"), "--threshold": ("threshold", "one"),
                 "--method": ("method", "one"), "--sessions": ("sessions", "flag"),
@@ -194,9 +194,13 @@ def _instance(explicit: str | None, state: Path) -> str:
         raise Unserved("instance name") from None
 
 
+def _has_vectors(state: Path) -> bool:
+    return state.joinpath(*VECTORS_FILE).exists()
+
+
 def _keyword_only(state: Path) -> None:
-    """Unserved when this device has embeddings: then the default search is hybrid, run in-process."""
-    if state.joinpath(*VECTORS_FILE).exists():
+    """Unserved when this device has embeddings: recall and similar are then hybrid, run in-process."""
+    if _has_vectors(state):
         raise Unserved("embeddings: the default mode is hybrid")
 
 
@@ -214,21 +218,24 @@ def _ask(state: Path, op: str, args: dict) -> Any:
 
 
 def _search(root: Path, state: Path, opts: dict, query: str) -> dict:
-    if opts.get("mode") not in (None, "keyword"):
-        raise Unserved("--mode")
-    if opts.get("mode") is None:
-        _keyword_only(state)
+    mode = opts.get("mode")
+    if mode is not None and mode not in SEARCH_MODES:
+        raise Unserved("--mode value")
+    min_score = _number(opts.get("min_score"), None, 0, 1)
     types = opts["types"]
     if any(t.lower() not in TYPES for t in types):
         raise Unserved("--type")
     if len(query) > MAX_QUERY_CHARS:
         raise Unserved("long query")
+    limit = _number(opts.get("limit"), 20, 1, integer=True)
+    chosen = dict(types=types or None, sessions=not opts.get("no_sessions"), limit=limit,
+                  tags=opts["tags"] or None, instances=opts["instances"] or None,
+                  any_word=bool(opts.get("any_word")))
+    if mode not in (None, "keyword") or min_score is not None or mode is None and _has_vectors(state):
+        # By meaning (or a threshold): the arguments mirrorfs.vault.Vault.search sends the watcher.
+        return _ask(state, "semantic", dict(query=query, mode=mode, min_score=min_score, **chosen))
     # The arguments mirrorfs.search.search sends the watcher.
-    return _ask(state, "search", dict(
-        query=query, types=types or None, sessions=not opts.get("no_sessions"),
-        limit=_number(opts.get("limit"), 20, 1, integer=True), tags=opts["tags"] or None,
-        instances=opts["instances"] or None, snippets=not opts.get("paths"),
-        any_word=bool(opts.get("any_word"))))
+    return _ask(state, "search", dict(query=query, snippets=not opts.get("paths"), **chosen))
 
 
 def _recall(root: Path, state: Path, opts: dict, query: str) -> dict:

@@ -33,6 +33,8 @@ FOLDERS = (MEMORY_DIR, SESSIONS_DIR, INSTANCES_DIR, BRIDGE_DIR, PATTERNS_DIR)
 
 # The `type:` values mirrorfs owns: writes to such notes record `updated`/`updated_by`.
 OWNED_TYPES = ("soul", "memory", "session", "instance", "bridge", "pattern")
+# How a search ranks (mirrorfs.semantic): by words, by meaning, or both.
+SEARCH_MODES = ("keyword", "semantic", "hybrid")
 
 # Which kind a note is by its top folder, when its front matter does not say.
 FOLDER_KINDS = {MEMORY_DIR: "memory", SESSIONS_DIR: "session", BRIDGE_DIR: "bridge",

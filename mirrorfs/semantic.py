@@ -50,10 +50,11 @@ from mirrorfs.errors import (
     NotFoundError,
     UnreadableNoteError,
 )
+from mirrorfs.layout import SEARCH_MODES
 from mirrorfs.results import ReconcileReport, SemanticHit
 from mirrorfs.vectors import ProgressFn, UpdateReport, VectorHit, VectorStore
 
-MODES = ("keyword", "semantic", "hybrid")
+MODES = SEARCH_MODES
 # search.search or the watcher's search_local: (vault, query, types=, sessions=, limit=, any_word=, reconcile=)
 KeywordSearch = Callable[..., "search_mod.SearchResults"]
 BM25_HALF = 8.0

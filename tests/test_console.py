@@ -75,6 +75,7 @@ LEAN_COMMANDS = [
     ("search", "oolong", "--type", "memory", "--tag", "drinks", "--limit", "5"),
     ("search", "tea lunch", "--any", "--no-sessions", "--json"),
     ("search", "oolong", "--instance", "laptop", "--mode", "keyword"),
+    ("search", "oolong", "--min-score", "0.1", "--json"),  # keyword with a threshold: the watcher's `semantic`
     ("search", "nothingmatchesthis"),
     ("search", "nothingmatchesthis", "--paths"),
     ("search", "taiwanese", "--type", "message"),
@@ -99,6 +100,7 @@ def test_the_lean_path_prints_what_the_full_cli_prints_without_its_imports(watch
     assert report["served"], report["why"]
     assert [m for m in HEAVY if m in report["modules"]] == []
     op = next(a for a in args if a in ("search", "recall", "similar", "status", "reflections"))
+    op = "semantic" if "--min-score" in args else op  # a threshold is a score by meaning's scale
     assert watcher.requests.get(op, 0) > before.get(op, 0)  # the lean path asked the watcher
 
 
@@ -117,7 +119,8 @@ def test_a_relative_note_path_is_the_callers_not_the_watchers(watcher, tmp_path)
 
 FALLBACKS = [
     (("search", "oolong", "--unlock", "--passphrase-file", "/nonexistent"), "option --unlock"),
-    (("search", "oolong", "--min-score", "0.1"), "option --min-score"),
+    (("search", "oolong", "--min-score", "2"), "out of range"),
+    (("search", "oolong", "--mode", "fuzzy"), "--mode value"),
     (("search", "--help"), "option --help"),
     (("--help",), "option --help"),
     (("search", "oolong", "--type", "bogus"), "--type"),
@@ -166,16 +169,20 @@ def test_without_a_watcher_the_full_cli_answers_the_same(filled, tmp_path):
         assert not report["served"] and report["why"].startswith("watcher: ")
 
 
-def test_embeddings_make_the_default_search_the_full_clis(watcher, tmp_path):
-    # Where this device keeps vectors, a search without --mode is hybrid and runs in-process.
-    vectors = Path(watcher.vault.state_dir) / "vectors" / "vectors.sqlite3"
-    vectors.parent.mkdir()
-    vectors.write_bytes(b"")
-    report = tmp_path / "lean.json"
-    _run([str(MIRRORFS)], watcher.vault.root, ("search", "oolong", "--paths"), report)
-    assert json.loads(report.read_text())["why"] == "embeddings: the default mode is hybrid"
-    _run([str(MIRRORFS)], watcher.vault.root, ("search", "oolong", "--mode", "keyword"), report)
-    assert json.loads(report.read_text())["served"]
+def test_searches_by_meaning_are_served_too_once_embeddings_exist(watcher, tmp_path):
+    # Where this device keeps vectors, a search without --mode is hybrid: the watcher
+    # answers it (the model stays loaded there), and the lean path prints it.
+    watcher.vault.embed("local")
+    for args in (("search", "oolong"), ("search", "what does Sam have at breakfast", "--json"),
+                 ("search", "morning drink", "--mode", "semantic", "--min-score", "0.2", "--paths"),
+                 ("search", "oolong", "--mode", "keyword", "--min-score", "0.01"),
+                 ("search", "oolong", "--mode", "keyword")):
+        report = _both(watcher.vault.root, tmp_path, *args)
+        assert report["served"], (args, report["why"])
+        assert [m for m in HEAVY if m in report["modules"]] == []
+    assert watcher.requests["semantic"] >= 8  # both paths asked the watcher by meaning
+    # recall and similar by meaning still run in-process (the full CLI).
+    assert _both(watcher.vault.root, tmp_path, "recall", "oolong")["why"] == "embeddings: the default mode is hybrid"
 
 
 # -- locate: the cheap answers are exact, or none ------------------------------------------
