@@ -245,13 +245,14 @@ def index_group():
     Examples:
       mirrorfs index status
       mirrorfs index rebuild --procs 2
+      mirrorfs index embed              # semantic recall from now on (the [embed] extra)
     """
 
 
-def _progress_bar():
+def _progress_bar(label: str = "indexing"):
     if not sys.stderr.isatty():
         return None, None
-    bar = click.progressbar(length=1, label="indexing", file=sys.stderr)
+    bar = click.progressbar(length=1, label=label, file=sys.stderr)
     state = {"started": False}
 
     def progress(done, total):
@@ -293,6 +294,40 @@ def index_rebuild(vault, procs, as_json):
     data = {"files": len(report.added), "seconds": round(report.seconds, 3),
             "warnings": report.warnings}
     output(data, as_json, lambda d: f"indexed {d['files']} files in {d['seconds']} s")
+
+
+@index_group.command("embed")
+@click.option("--embedder", help="local (the default: offline, the [embed] extra), ollama or openai; "
+                                 "MIRRORFS_EMBEDDER sets this device's default.")
+@json_option
+@pass_vault
+def index_embed(vault, embedder, as_json):
+    """Embed the vault's notes and messages for search by meaning (this device only).
+
+    The first run embeds everything; later runs only what changed (a running
+    `mirrorfs watch` keeps them fresh by itself). Locked text is never embedded.
+    From then on search, recall and similar are hybrid unless given --mode.
+
+    \b
+    Examples:
+      pip install 'mirrorfs[embed]' && mirrorfs index embed
+      mirrorfs search 'what does Sam drink in the morning'
+    """
+    progress, finish = _progress_bar("embedding")
+    try:
+        report = vault.embed(embedder, progress=progress)
+    finally:
+        if finish:
+            finish()
+    for w in report.warnings:
+        click.echo(f"warning: {w}", err=True)
+    data = {"embedder": report.embedder, "notes": report.changed, "removed": report.deleted,
+            "chunks": report.chunks, "embedded": report.embedded, "reused": report.reused,
+            "seconds": round(report.seconds, 3)}
+    output(data, as_json, lambda d: (
+        f"embedded {d['embedded']} {'chunk' if d['embedded'] == 1 else 'chunks'} of {d['notes']} changed "
+        f"{'note' if d['notes'] == 1 else 'notes'} in {d['seconds']} s ({d['reused']} reused, "
+        f"{d['removed']} removed) with {d['embedder']}"))
 
 
 def _status_text(s: dict) -> str:

@@ -84,3 +84,22 @@ def test_the_index_group_shows_examples(run):
     r = CliRunner().invoke(cli, ["index", "--help"])
     assert r.exit_code == 0
     assert "  Examples:\n    mirrorfs index status\n    mirrorfs index rebuild --procs 2\n" in r.output
+
+
+def test_index_embed_makes_search_hybrid_and_a_second_run_reuses_everything(run):
+    assert _paths(run("search", QUESTION, "--json")) == []  # keyword: no shared word
+    first = run("index", "embed", "--embedder", "local", "--json")
+    assert first.exit_code == 0, first.output
+    data = json.loads(first.output)
+    assert data["notes"] > len(MEMORIES) and data["embedded"] == data["chunks"] > 0 and data["reused"] == 0
+    assert _paths(run("search", QUESTION, "--json", "--limit", "1")) == [run.paths[MEMORIES[0]]]
+    again = run("index", "embed")
+    assert again.exit_code == 0
+    assert again.output.startswith("embedded 0 chunks of 0 changed notes in ")
+    assert again.output.endswith(" s (0 reused, 0 removed) with " + data["embedder"] + "\n")
+
+
+def test_index_embed_with_an_unknown_embedder_is_one_line(run):
+    result = CliRunner().invoke(cli, ["--vault", str(run.vault.root), "index", "embed", "--embedder", "bogus"])
+    assert result.exit_code == 1
+    assert result.output == "Error: unknown embedder 'bogus': use one of local, ollama, openai\n"
