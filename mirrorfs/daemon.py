@@ -25,7 +25,8 @@ import filelock
 
 from mirrorfs import conflict_owner, conflicts, ignore, snapshots, storage
 from mirrorfs.errors import AlreadyWatchingError, MirrorfsError, SearchIndexError
-from mirrorfs.reflections import OwnWrite, Reflector, merge_reflection, seal_reflection
+from mirrorfs.known_files import KnownFiles
+from mirrorfs.reflections import OwnWrite, Reflector, merge_reflection, seal_reflection, vault_reflections
 from mirrorfs.server import QueryServer
 from mirrorfs.vault import Vault
 from mirrorfs.watcher import Change, Watcher
@@ -106,6 +107,7 @@ class WatchDaemon:
         self._index = None
         self._indexed = threading.Event()  # set once the first index is done
         self._reflector: Reflector | None = None
+        self._known_files: KnownFiles | None = None
         self._watcher: Watcher | None = None
         self._server: QueryServer | None = None
         self._threads: list[threading.Thread] = []
@@ -143,11 +145,18 @@ class WatchDaemon:
         self._write_status()
         self._touch(status="watching", force=True)
         self._index = Index.for_vault(self.vault)
-        self._reflector = Reflector(self.vault)
-        backlog = self._reflector.start()
-        if backlog:
-            self.echo(f"{len(backlog)} unread reflection{'s' if len(backlog) != 1 else ''} since this instance "
-                      "last looked (`mirrorfs reflections`)")
+        # What the last watcher here knew: the start-up scan reads only what changed since.
+        self._known_files = KnownFiles(self.vault.state_dir)
+        try:
+            seen = self._known_files.watched()
+        except MirrorfsError as exc:
+            self._report(exc)
+            self._known_files, seen = None, None
+        self._reflector = Reflector(self.vault, store=self._known_files)
+        if seen is None:
+            self._tell_backlog(self._reflector.start())
+        else:
+            self._reflector.resume(seen)
         if self.serve:
             self._server = QueryServer(Path(self.vault.state_dir), self._handlers())
             if not self._server.start():
@@ -158,10 +167,29 @@ class WatchDaemon:
             self._on_changes,
             on_error=self._on_error,
             polling=self.polling,
+            **({"known": seen, "on_known": self._known_files.update_watched} if self._known_files else {}),
             **self.watcher_options,
         ).start()
+        if seen is not None:
+            self._spawn(self._backlog, "mirrorfs-backlog")
         self._spawn(self._first_index, "mirrorfs-first-index")
         self._spawn(self._heartbeat, "mirrorfs-heartbeat")
+
+    def _tell_backlog(self, backlog: list) -> None:
+        if backlog:
+            self.echo(f"{len(backlog)} unread reflection{'s' if len(backlog) != 1 else ''} since this instance "
+                      "last looked (`mirrorfs reflections`)")
+
+    def _backlog(self) -> None:
+        """Count the unread reflections once the watcher is ready (its start-up scan goes first)."""
+        while not self._stop.is_set() and not self._watcher.wait_ready(0.5):
+            pass
+        if self._stop.is_set():
+            return
+        try:
+            self._tell_backlog(vault_reflections(self.vault))
+        except MirrorfsError as exc:
+            self._report(exc)
 
     @property
     def indexing(self) -> bool:
@@ -193,6 +221,8 @@ class WatchDaemon:
         self._touch(status="idle", force=True)
         if self._index is not None:
             self._index.close()
+        if self._known_files is not None:
+            self._known_files.close()
         self._write_status(running=False)
         if self._lock.is_locked:
             self._lock.release()
@@ -257,11 +287,15 @@ class WatchDaemon:
                 )
                 if conflicts.conflict_original(change.path) is not None or (
                         change.content is not None and conflicts.copy_name(self.vault, change.path) is not None):
-                    if change.content is not None:
+                    if change.content is not None and (self._watcher is None or not self._watcher.ready):
+                        # There before this watcher started: decided as the first index's finds are.
+                        self._later.setdefault(change.path, (time.monotonic() + conflict_owner.START_SECONDS, False))
+                    elif change.content is not None:
                         self._merge(change.path)
                     continue
                 # What a person (or another instance) did comes first; a seal of it follows.
-                for reflection in self._reflector.apply(change):
+                sig = self._watcher.signature_of(change.path) if self._watcher is not None else None
+                for reflection in self._reflector.apply(change, sig):
                     self._emit(reflection)
                 if change.content is not None and self._unsealed(change):
                     # Plaintext a person marked secret: sealed when unlocked, and never
@@ -279,6 +313,10 @@ class WatchDaemon:
                 report = self._index.apply(changes)
                 for warning in report.warnings[:5]:
                     self.warn(warning)
+            try:
+                self._reflector.flush()  # the fingerprints for the next start
+            except MirrorfsError as exc:
+                self._report(exc)
             self._batches += 1
             self._lag = time.monotonic() - started
         if self.on_batch is not None:
