@@ -26,7 +26,13 @@ import filelock
 from mirrorfs import conflict_owner, conflicts, ignore, snapshots, storage
 from mirrorfs.errors import AlreadyWatchingError, MirrorfsError, SearchIndexError
 from mirrorfs.known_files import KnownFiles
-from mirrorfs.reflections import OwnWrite, Reflector, merge_reflection, seal_reflection, vault_reflections
+from mirrorfs.reflections import (
+    OwnWrite,
+    Reflector,
+    merge_reflection,
+    seal_reflection,
+    vault_reflections,
+)
 from mirrorfs.server import QueryServer
 from mirrorfs.vault import Vault
 from mirrorfs.watcher import Change, Watcher
@@ -171,8 +177,8 @@ class WatchDaemon:
             **self.watcher_options,
         ).start()
         if seen is not None:
-            self._spawn(self._backlog, "mirrorfs-backlog")
-        self._spawn(self._first_index, "mirrorfs-first-index")
+            self._spawn(self._after_scan(self._backlog), "mirrorfs-backlog")
+        self._spawn(self._after_scan(self._first_index), "mirrorfs-first-index")
         self._spawn(self._heartbeat, "mirrorfs-heartbeat")
 
     def _tell_backlog(self, backlog: list) -> None:
@@ -180,12 +186,19 @@ class WatchDaemon:
             self.echo(f"{len(backlog)} unread reflection{'s' if len(backlog) != 1 else ''} since this instance "
                       "last looked (`mirrorfs reflections`)")
 
+    def _after_scan(self, work: Callable[[], None]) -> Callable[[], None]:
+        """*work*, run once the watcher's start-up scan is done: on two cores, the scan
+        sharing the interpreter with the index's stat pass would take twice as long."""
+        def run() -> None:
+            while not self._stop.is_set() and not self._watcher.wait_ready(0.5):
+                pass
+            if not self._stop.is_set():
+                work()
+
+        return run
+
     def _backlog(self) -> None:
-        """Count the unread reflections once the watcher is ready (its start-up scan goes first)."""
-        while not self._stop.is_set() and not self._watcher.wait_ready(0.5):
-            pass
-        if self._stop.is_set():
-            return
+        """Count the unread reflections (after the start-up scan: see `_after_scan`)."""
         try:
             self._tell_backlog(vault_reflections(self.vault))
         except MirrorfsError as exc:
@@ -508,7 +521,9 @@ class WatchDaemon:
             "socket": str(self._server.path) if self._server else None,
             "last_events": list(self._last_events),
         }
-        storage.atomic_write(status_path(self.vault), json.dumps(data, indent=2).encode("utf-8"))
+        # No fsync: a status a crash loses is rewritten at the next beat, and a
+        # flush on the start-up path costs more than the rest of a restart.
+        storage.atomic_write(status_path(self.vault), json.dumps(data, indent=2).encode("utf-8"), sync=False)
 
     # -- queries over the socket ---------------------------------------------------
 

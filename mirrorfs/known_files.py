@@ -28,7 +28,7 @@ from typing import Iterator, Mapping
 from mirrorfs.errors import KnownFilesError
 
 DB_NAME = "watch-known.sqlite3"
-VERSION = 1
+VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS watched (
     ctime INTEGER NOT NULL,
     ino   INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS reflected (path TEXT PRIMARY KEY, fp TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reflected (path TEXT PRIMARY KEY, sha TEXT, fp TEXT NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -67,10 +67,12 @@ class KnownFiles:
                     con.execute("PRAGMA journal_mode=WAL")
                     # A lost last batch after a power cut only means those files are read again.
                     con.execute("PRAGMA synchronous=NORMAL")
-                    con.executescript(_SCHEMA)
+                    con.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
                     row = con.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
-                    if row is not None and row[0] != str(VERSION):
-                        con.executescript("DELETE FROM watched; DELETE FROM reflected; DELETE FROM meta;")
+                    if row is not None and row[0] != str(VERSION):  # another layout: start afresh
+                        con.executescript("DROP TABLE IF EXISTS watched; DROP TABLE IF EXISTS reflected; "
+                                          "DELETE FROM meta;")
+                    con.executescript(_SCHEMA)
                     self._con = con
                 yield self._con
             except sqlite3.Error as exc:
@@ -113,29 +115,37 @@ class KnownFiles:
                 con.execute("ROLLBACK")
                 raise
 
-    def reflected(self) -> dict[str, dict]:
-        """path -> the reflections fingerprint last stored for it."""
+    def reflected(self) -> dict[str, str | None]:
+        """path -> sha256 of the bytes whose reflections fingerprint is stored (see `fingerprint`).
+
+        Only the hashes: a restart needs few of the fingerprints, a session's
+        holds every message id.
+        """
         with self._db() as con:
-            out = {}
-            for path, text in con.execute("SELECT path, fp FROM reflected"):
-                try:
-                    fp = json.loads(text)
-                except ValueError:
-                    continue
-                if isinstance(fp, dict):
-                    out[path] = fp
-            return out
+            return dict(con.execute("SELECT path, sha FROM reflected"))
+
+    def fingerprint(self, relpath: str) -> dict | None:
+        """The reflections fingerprint stored for *relpath* (None: none, or damaged)."""
+        with self._db() as con:
+            row = con.execute("SELECT fp FROM reflected WHERE path = ?", (relpath,)).fetchone()
+        if row is None:
+            return None
+        try:
+            fp = json.loads(row[0])
+        except ValueError:
+            return None
+        return fp if isinstance(fp, dict) else None
 
     def update_reflected(self, rows: Mapping[str, dict | None]) -> None:
         """Store the fingerprints of *rows* (None: forget the path), in one transaction."""
-        keep = [(rel, json.dumps(fp, ensure_ascii=False, separators=(",", ":")))
+        keep = [(rel, fp.get("h"), json.dumps(fp, ensure_ascii=False, separators=(",", ":")))
                 for rel, fp in rows.items() if fp is not None]
         drop = [(rel,) for rel, fp in rows.items() if fp is None]
         with self._db() as con:
             con.execute("BEGIN")
             try:
                 con.executemany("DELETE FROM reflected WHERE path = ?", drop)
-                con.executemany("INSERT OR REPLACE INTO reflected VALUES (?, ?)", keep)
+                con.executemany("INSERT OR REPLACE INTO reflected VALUES (?, ?, ?)", keep)
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")

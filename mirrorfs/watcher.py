@@ -154,7 +154,9 @@ class Watcher:
         self._seeded = known is not None
         for path, entry in (known or {}).items():
             sha, sig = (entry, None) if isinstance(entry, str) else entry
-            self._known.set(PurePosixPath(path).as_posix(), Fingerprint(sha, tuple(sig) if sig else None))
+            # A stored entry is already a POSIX path; a caller's hash may not be.
+            rel = path if sig else PurePosixPath(path).as_posix()
+            self._known.set(rel, Fingerprint(sha, tuple(sig) if sig else None))
         self._known.take_changed()  # what the caller gave is what it has
         self._on_known = on_known
         self._sched = Scheduler(self._times, time.monotonic)
