@@ -220,7 +220,10 @@ class WatchDaemon:
         if self._watcher is None or not self._watcher.wait_ready(timeout):
             return False
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        return self._indexed.wait(left)
+        if not self._indexed.wait(left):
+            return False
+        with self._mutex:  # the first index's catch-up pass runs under it, right after the flag
+            return True
 
     def stop(self) -> None:
         """Stop cleanly: deliver what is pending, close the socket, mark the card idle."""
