@@ -146,11 +146,8 @@ class WatchDaemon:
         return self
 
     def _start_locked(self) -> None:
-        from mirrorfs.index import Index
-
         self._write_status()
         self._touch(status="watching", force=True)
-        self._index = Index.for_vault(self.vault)
         # What the last watcher here knew: the start-up scan reads only what changed since.
         self._known_files = KnownFiles(self.vault.state_dir)
         try:
@@ -178,7 +175,7 @@ class WatchDaemon:
         ).start()
         if seen is not None:
             self._spawn(self._after_scan(self._backlog), "mirrorfs-backlog")
-        self._spawn(self._after_scan(self._first_index), "mirrorfs-first-index")
+        self._spawn(self._after_scan(self._open_index), "mirrorfs-first-index")
         self._spawn(self._heartbeat, "mirrorfs-heartbeat")
 
     def _tell_backlog(self, backlog: list) -> None:
@@ -196,6 +193,13 @@ class WatchDaemon:
                 work()
 
         return run
+
+    def _open_index(self) -> None:
+        """Open the index (Whoosh's import alone is a third of a restart), then index or catch up."""
+        from mirrorfs.index import Index
+
+        self._index = Index.for_vault(self.vault)
+        self._first_index()
 
     def _backlog(self) -> None:
         """Count the unread reflections (after the start-up scan: see `_after_scan`)."""
