@@ -65,8 +65,9 @@ def read_all(root: Path) -> None:
 
 
 def imports_only() -> float:
+    # What `mirrorfs watch` imports before it says watching (the index is opened after).
     return timed(lambda: subprocess.run([sys.executable, "-c", "import mirrorfs.cli, mirrorfs.cli_watch, "
-                                         "mirrorfs.daemon, mirrorfs.index"], check=True))
+                                         "mirrorfs.daemon"], check=True))
 
 
 def process_start(root: Path, env: dict) -> float:
