@@ -23,7 +23,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 from mirrorfs.errors import KnownFilesError
 
@@ -124,6 +124,18 @@ class KnownFiles:
         with self._db() as con:
             return dict(con.execute("SELECT path, sha FROM reflected"))
 
+    def baseline(self, seen: Mapping[str, Watched]) -> tuple["StoredFingerprints", list[str]]:
+        """The stored fingerprints of the very bytes the watcher knew (*seen*), and the paths without one."""
+        stored = self.reflected()
+        known = StoredFingerprints(self.fingerprint)
+        unknown = []
+        for relpath, entry in seen.items():
+            if stored.get(relpath) == entry[0]:
+                dict.__setitem__(known, relpath, StoredFingerprints.STORED)
+            else:
+                unknown.append(relpath)
+        return known, unknown
+
     def fingerprint(self, relpath: str) -> dict | None:
         """The reflections fingerprint stored for *relpath* (None: none, or damaged)."""
         with self._db() as con:
@@ -150,3 +162,36 @@ class KnownFiles:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+
+
+class StoredFingerprints(dict):
+    """path -> fingerprint, where a value may still be `STORED`: then *load(path)* fetches it.
+
+    A restart takes thousands of stored fingerprints and needs few (a
+    session's holds every message id): each is fetched when first asked for.
+    """
+
+    STORED = object()
+
+    def __init__(self, load):
+        super().__init__()
+        self._load = load
+
+    def __getitem__(self, key: str) -> dict:
+        value = dict.__getitem__(self, key)
+        if value is StoredFingerprints.STORED:
+            value = self._load(key) or {}
+            dict.__setitem__(self, key, value)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def pop(self, key: str, *default: Any) -> Any:
+        if key in self:
+            value = self[key]
+            del self[key]
+            return value
+        if default:
+            return default[0]
+        raise KeyError(key)

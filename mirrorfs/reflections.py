@@ -38,7 +38,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Container, Iterable
+from typing import TYPE_CHECKING, Any, Container, Iterable
 
 from filelock import FileLock
 
@@ -361,39 +361,6 @@ def reflect_change(vault: "Vault", relpath: str, old_bytes: bytes | None, new_by
     return diff(vault.instance, relpath, old, new, messages)
 
 
-class _Known(dict):
-    """path -> fingerprint, where a value may still be `STORED`: then *load(path)* gives it.
-
-    A restart takes thousands of stored fingerprints and needs few: each is
-    fetched when first asked for.
-    """
-
-    STORED = "stored"
-
-    def __init__(self, load: Callable[[str], dict | None]):
-        super().__init__()
-        self._load = load
-
-    def __getitem__(self, key: str) -> dict:
-        value = dict.__getitem__(self, key)
-        if value is _Known.STORED:
-            value = self._load(key) or {}
-            dict.__setitem__(self, key, value)
-        return value
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self[key] if key in self else default
-
-    def pop(self, key: str, *default: Any) -> Any:
-        if key in self:
-            value = self[key]
-            del self[key]
-            return value
-        if default:
-            return default[0]
-        raise KeyError(key)
-
-
 class Reflector:
     """Live reflections for a running watcher: one call per settled change.
 
@@ -445,12 +412,8 @@ class Reflector:
         few others are read now. What changed while no watcher ran comes in
         as the watcher's changes and is reflected then, against this baseline.
         """
-        stored = self.store.reflected() if self.store is not None else {}
-        known = _Known(self.store.fingerprint if self.store is not None else lambda rel: None)
-        for relpath, entry in seen.items():
-            if stored.get(relpath) == entry[0]:
-                known[relpath] = _Known.STORED  # stored only for notes: their path passed the rules then
-                continue
+        known, unknown = self.store.baseline(seen) if self.store is not None else ({}, list(seen))
+        for relpath in unknown:
             if not is_note_path(relpath) or is_conflict_copy(relpath):
                 continue
             full = os.path.join(os.fspath(self.vault.root), relpath)
