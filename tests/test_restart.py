@@ -194,3 +194,24 @@ def test_the_store_is_updated_row_by_row(vault, tmp_path):
     store.close()
     with sqlite3.connect(tmp_path / DB_NAME) as con:
         assert con.execute("SELECT COUNT(*) FROM watched").fetchone() == (99,)
+
+
+def test_a_live_change_is_stored_with_its_batch(vault, tea):
+    run = Run(vault)
+    try:
+        phone = Vault.open(vault.root, instance="phone")
+        phone.memory.update("memory/tea.md", body="Sam prefers genmaicha")
+        assert run.lines_until(lambda line: "Tea" in line) == ['phone changed memory "Tea" (memory/tea.md)']
+        st = os.stat(tea)
+        deadline = time.monotonic() + TIMEOUT
+        store = KnownFiles(vault.state_dir)
+        while True:  # stored right after the batch's callback returns, on the watcher's thread
+            row = store.watched()["memory/tea.md"]
+            if row[1] == (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        assert row == (refl.storage.sha256(tea.read_bytes()), (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+        assert store.fingerprint("memory/tea.md")["h"] == row[0]
+        store.close()
+    finally:
+        run.stop()
