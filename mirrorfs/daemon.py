@@ -25,7 +25,14 @@ import filelock
 
 from mirrorfs import conflict_owner, conflicts, ignore, snapshots, storage
 from mirrorfs.errors import AlreadyWatchingError, MirrorfsError, SearchIndexError
-from mirrorfs.reflections import OwnWrite, Reflector, merge_reflection, seal_reflection
+from mirrorfs.known_files import KnownFiles
+from mirrorfs.reflections import (
+    OwnWrite,
+    Reflector,
+    merge_reflection,
+    seal_reflection,
+    vault_reflections,
+)
 from mirrorfs.server import QueryServer
 from mirrorfs.vault import Vault
 from mirrorfs.watcher import Change, Watcher
@@ -117,6 +124,7 @@ class WatchDaemon:
         self._indexed = threading.Event()  # set once the first index is done
         self._progress = (0, 0)  # files of the first index done, of all
         self._reflector: Reflector | None = None
+        self._known_files: KnownFiles | None = None
         self._watcher: Watcher | None = None
         self._server: QueryServer | None = None
         self._embeds = None  # an EmbedQueue once this device has embeddings
@@ -150,16 +158,20 @@ class WatchDaemon:
         return self
 
     def _start_locked(self) -> None:
-        from mirrorfs.index import Index
-
         self._write_status()
         self._touch(status="watching", force=True)
-        self._index = Index.of(self.vault)  # its own lock: queries (the shared Index) never wait on it
-        self._reflector = Reflector(self.vault)
-        backlog = self._reflector.start()
-        if backlog:
-            self.echo(f"{len(backlog)} unread reflection{'s' if len(backlog) != 1 else ''} since this instance "
-                      "last looked (`mirrorfs reflections`)")
+        # What the last watcher here knew: the start-up scan reads only what changed since.
+        self._known_files = KnownFiles(self.vault.state_dir)
+        try:
+            seen = self._known_files.watched()
+        except MirrorfsError as exc:
+            self._report(exc)
+            self._known_files, seen = None, None
+        self._reflector = Reflector(self.vault, store=self._known_files)
+        if seen is None:
+            self._tell_backlog(self._reflector.start())
+        else:
+            self._reflector.resume(seen)
         if self.serve:
             self._server = QueryServer(Path(self.vault.state_dir), self._handlers())
             if not self._server.start():
@@ -170,10 +182,43 @@ class WatchDaemon:
             self._on_changes,
             on_error=self._on_error,
             polling=self.polling,
+            **({"known": seen, "on_known": self._known_files.update_watched} if self._known_files else {}),
             **self.watcher_options,
         ).start()
-        self._spawn(self._first_index, "mirrorfs-first-index")
+        if seen is not None:
+            self._spawn(self._after_scan(self._backlog), "mirrorfs-backlog")
+        self._spawn(self._after_scan(self._open_index), "mirrorfs-first-index")
         self._spawn(self._heartbeat, "mirrorfs-heartbeat")
+
+    def _tell_backlog(self, backlog: list) -> None:
+        if backlog:
+            self.echo(f"{len(backlog)} unread reflection{'s' if len(backlog) != 1 else ''} since this instance "
+                      "last looked (`mirrorfs reflections`)")
+
+    def _after_scan(self, work: Callable[[], None]) -> Callable[[], None]:
+        """*work*, run once the watcher's start-up scan is done: on two cores, the scan
+        sharing the interpreter with the index's stat pass would take twice as long."""
+        def run() -> None:
+            while not self._stop.is_set() and not self._watcher.wait_ready(0.5):
+                pass
+            if not self._stop.is_set():
+                work()
+
+        return run
+
+    def _open_index(self) -> None:
+        """Open the index (Whoosh's import alone is a third of a restart), then index or catch up."""
+        from mirrorfs.index import Index
+
+        self._index = Index.of(self.vault)  # its own lock: queries (the shared Index) never wait on it
+        self._first_index()
+
+    def _backlog(self) -> None:
+        """Count the unread reflections (after the start-up scan: see `_after_scan`)."""
+        try:
+            self._tell_backlog(vault_reflections(self.vault))
+        except MirrorfsError as exc:
+            self._report(exc)
 
     @property
     def indexing(self) -> bool:
@@ -191,7 +236,10 @@ class WatchDaemon:
         if self._watcher is None or not self._watcher.wait_ready(timeout):
             return False
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        return self._indexed.wait(left)
+        if not self._indexed.wait(left):
+            return False
+        with self._mutex:  # the first index's catch-up pass runs under it, right after the flag
+            return True
 
     def wait_embedded(self, timeout: float) -> bool:
         """Wait until the embeddings have caught up with what was seen (True at once without any)."""
@@ -215,6 +263,8 @@ class WatchDaemon:
         self._touch(status="idle", force=True)
         if self._index is not None:
             self._index.close()
+        if self._known_files is not None:
+            self._known_files.close()
         self._write_status(running=False)
         if self._lock.is_locked:
             self._lock.release()
@@ -313,11 +363,15 @@ class WatchDaemon:
                 )
                 if conflicts.conflict_original(change.path) is not None or (
                         change.content is not None and conflicts.copy_name(self.vault, change.path) is not None):
-                    if change.content is not None:
+                    if change.content is not None and (self._watcher is None or not self._watcher.ready):
+                        # There before this watcher started: decided as the first index's finds are.
+                        self._later.setdefault(change.path, (time.monotonic() + conflict_owner.START_SECONDS, False))
+                    elif change.content is not None:
                         self._merge(change.path)
                     continue
                 # What a person (or another instance) did comes first; a seal of it follows.
-                for reflection in self._reflector.apply(change):
+                sig = self._watcher.signature_of(change.path) if self._watcher is not None else None
+                for reflection in self._reflector.apply(change, sig):
                     self._emit(reflection)
                 if change.content is not None and self._unsealed(change):
                     # Plaintext a person marked secret: sealed when unlocked, and never
@@ -337,6 +391,10 @@ class WatchDaemon:
                 report = self._index.apply(changes)
                 for warning in report.warnings[:5]:
                     self.warn(warning)
+            try:
+                self._reflector.flush()  # the fingerprints for the next start
+            except MirrorfsError as exc:
+                self._report(exc)
             self._batches += 1
             self._lag = time.monotonic() - started
         if self.on_batch is not None:
@@ -528,7 +586,9 @@ class WatchDaemon:
             "socket": str(self._server.path) if self._server else None,
             "last_events": list(self._last_events),
         }
-        storage.atomic_write(status_path(self.vault), json.dumps(data, indent=2).encode("utf-8"))
+        # No fsync: a status a crash loses is rewritten at the next beat, and a
+        # flush on the start-up path costs more than the rest of a restart.
+        storage.atomic_write(status_path(self.vault), json.dumps(data, indent=2).encode("utf-8"), sync=False)
 
     # -- queries over the socket ---------------------------------------------------
 
@@ -560,7 +620,7 @@ class WatchDaemon:
 
         search.check_query(args.get("query", ""))  # a clear error, before a long text holds the watcher up
         with self._mutex:
-            if self.indexing and not self._index.usable():
+            if self.indexing and (self._index is None or not self._index.usable()):
                 return self._results(search.SearchResults())  # a first build: nothing to wait for
             try:
                 results = run()

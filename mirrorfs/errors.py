@@ -98,6 +98,10 @@ class SnapshotStoreError(MirrorfsError):
     """The store of last-seen versions cannot be used (misplaced or corrupt)."""
 
 
+class KnownFilesError(MirrorfsError):
+    """The watcher's store of known files cannot be used (it is derived and can be deleted)."""
+
+
 class SearchIndexError(MirrorfsError):
     """The search index cannot answer (corrupt, busy beyond waiting, bad query)."""
 

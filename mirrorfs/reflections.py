@@ -10,7 +10,7 @@ What "since it looked" means is a cursor kept per device and per instance in
 the state folder (`reflections/<instance>.json`): a fingerprint
 (`mirrorfs.fingerprints`) of every note as the instance last saw it. Reading
 reflections compares the vault with the cursor, reading only the files whose
-size or mtime changed; marking them read moves the cursor. Without a cursor
+stat (size, mtime, ctime, inode) changed; marking them read moves the cursor. Without a cursor
 (the first look) the reflections are what others wrote in the last
 `FIRST_LOOK_DAYS` days, judged by the files' own times.
 
@@ -92,6 +92,28 @@ class _Scan:
     unreadable: list[str]
 
 
+def _stamp(fp: dict, st: os.stat_result | tuple) -> dict:
+    """*fp* with the stat it was read with: m, s (mtime, size) and i, x (inode, ctime).
+
+    *st* is a stat result or a watcher's signature (size, mtime_ns, ctime_ns, inode).
+    """
+    if isinstance(st, os.stat_result):
+        return {**fp, "m": st.st_mtime_ns, "s": st.st_size, "i": st.st_ino, "x": st.st_ctime_ns}
+    size, mtime, ctime, ino = st
+    return {**fp, "m": mtime, "s": size, "i": ino, "x": ctime}
+
+
+def _unchanged(fp: dict, st: os.stat_result) -> bool:
+    """Whether a file with this stat still holds what *fp* was read from.
+
+    All four must agree: a rewrite that restores size and mtime (`touch -d`)
+    still moves the ctime, a rename-save gives a new inode. A fingerprint from
+    before these were kept is read once again.
+    """
+    return (fp.get("m") == st.st_mtime_ns and fp.get("s") == st.st_size
+            and fp.get("i") == st.st_ino and fp.get("x") == st.st_ctime_ns)
+
+
 def _scan(vault: "Vault", known: dict[str, dict]) -> _Scan:
     root = os.fspath(vault.root)
     unreadable: list[str] = []
@@ -110,7 +132,7 @@ def _scan(vault: "Vault", known: dict[str, dict]) -> _Scan:
         except OSError:
             continue
         old = known.get(relpath)
-        if old is not None and old.get("m") == st.st_mtime_ns and old.get("s") == st.st_size:
+        if old is not None and _unchanged(old, st):
             current[relpath] = old
             continue
         try:
@@ -124,10 +146,11 @@ def _scan(vault: "Vault", known: dict[str, dict]) -> _Scan:
             fp, messages = stat_fingerprint(relpath, st), {}
         else:
             if old is not None and old.get("h") == storage.sha256(data):
-                current[relpath] = {**old, "m": st.st_mtime_ns, "s": st.st_size}
+                current[relpath] = _stamp(old, st)
                 refreshed.append(relpath)
                 continue
             fp, messages = fingerprint(relpath, data, st.st_mtime_ns, st.st_size)
+        fp = _stamp(fp, st)
         current[relpath] = fp
         changes.append((relpath, old, fp, messages))
     for relpath, old in known.items():
@@ -347,12 +370,18 @@ class Reflector:
     unread; the cursor itself moves only when someone marks reflections read.
     `expect` announces a write of the watcher's own, so that its change is not
     reported when it comes back.
+
+    With a *store* (`mirrorfs.known_files.KnownFiles`) the fingerprints are
+    kept across restarts: `resume` takes them as the baseline instead of
+    reading the vault, and `flush` stores what changed since.
     """
 
-    def __init__(self, vault: "Vault"):
+    def __init__(self, vault: "Vault", store: Any = None):
         self.vault = vault
         self.known: dict[str, dict] = {}
         self.started = False
+        self.store = store
+        self._unstored: dict[str, dict | None] = {}
         self._expected: collections.OrderedDict[OwnWrite, None] = collections.OrderedDict()
 
     def start(self, now: dt.datetime | None = None) -> list[Reflection]:
@@ -370,8 +399,48 @@ class Reflector:
             found = _news(self.vault, scan.changes, _writes(log), now) + _logged(log, after_t=cursor.get("log_until"))
             self.known = scan.current
         self.started = True
+        if self.store is not None:
+            self._unstored = dict(self.known)
+            self.flush()
         _sort(found)
         return found
+
+    def resume(self, seen: dict[str, tuple]) -> None:
+        """Take the stored fingerprints of the notes the watcher knew (*seen*: path -> (sha256, ...)) as the baseline.
+
+        Only a fingerprint of the very bytes the watcher knew is trusted; the
+        few others are read now. What changed while no watcher ran comes in
+        as the watcher's changes and is reflected then, against this baseline.
+        """
+        known, unknown = self.store.baseline(seen) if self.store is not None else ({}, list(seen))
+        for relpath in unknown:
+            if not is_note_path(relpath) or is_conflict_copy(relpath):
+                continue
+            full = os.path.join(os.fspath(self.vault.root), relpath)
+            try:
+                st = os.stat(full)
+                data = notes.read_bytes(full)
+            except FileNotFoundError:
+                continue
+            except (OSError, UnreadableNoteError):
+                data = None
+            if data is None:
+                try:
+                    fp = stat_fingerprint(relpath, os.stat(full))
+                except OSError:
+                    continue
+            else:
+                fp = _stamp(fingerprint(relpath, data, st.st_mtime_ns, st.st_size)[0], st)
+            known[relpath] = self._unstored[relpath] = fp
+        self.known = known
+        self.started = True
+
+    def flush(self) -> None:
+        """Store the fingerprints changed since the last flush (with a store; one transaction)."""
+        if self.store is None or not self._unstored:
+            return
+        rows, self._unstored = self._unstored, {}
+        self.store.update_reflected(rows)
 
     def expect(self, relpath: str, before: bytes | None, after: bytes) -> OwnWrite:
         """This instance is about to write *after* over *before* at *relpath*: that change is its own.
@@ -389,8 +458,11 @@ class Reflector:
         """Log an event of this instance's watcher with the rewrites it made (see `record`)."""
         record(self.vault, reflection, writes)
 
-    def apply(self, change: Any) -> list[Reflection]:
-        """Reflect one `mirrorfs.watcher.Change` (added / modified / deleted / moved)."""
+    def apply(self, change: Any, sig: tuple | None = None) -> list[Reflection]:
+        """Reflect one `mirrorfs.watcher.Change` (added / modified / deleted / moved).
+
+        *sig*: the watcher's stat signature of the bytes it read (see `change`).
+        """
         if change.kind == "deleted":
             return self.change(change.path, None)
         data = change.content
@@ -399,10 +471,17 @@ class Reflector:
                 data = notes.read_bytes(self.vault.root / change.path)
             except (OSError, UnreadableNoteError):
                 return []
-        return self.change(change.path, data, old_path=change.old_path if change.kind == "moved" else None)
+        return self.change(change.path, data, old_path=change.old_path if change.kind == "moved" else None,
+                           sig=sig if change.content is not None else None)
 
-    def change(self, relpath: str, new_bytes: bytes | None, old_path: str | None = None) -> list[Reflection]:
-        """Reflect one settled change: *new_bytes* None for a removal, *old_path* for a move."""
+    def change(self, relpath: str, new_bytes: bytes | None, old_path: str | None = None,
+               sig: tuple | None = None) -> list[Reflection]:
+        """Reflect one settled change: *new_bytes* None for a removal, *old_path* for a move.
+
+        *sig* (size, mtime_ns, ctime_ns, inode) is the stat the bytes were read
+        with; without it the file is stat'ed now, which a later write may
+        already have moved on.
+        """
         if not self.started:
             self.start()
         me = self.vault.instance
@@ -415,15 +494,24 @@ class Reflector:
             return []
         if new_bytes is None:
             old = self.known.pop(relpath, None)
+            self._unstored[relpath] = None
             return diff(me, relpath, old, None, None, _remover(self.vault, relpath))
         try:
-            st = os.stat(self.vault.root / relpath)
-            mtime, size = st.st_mtime_ns, st.st_size
+            st = sig or os.stat(self.vault.root / relpath)
         except OSError:
-            mtime, size = time.time_ns(), len(new_bytes)
-        new, messages = fingerprint(relpath, new_bytes, mtime, size)
+            st = None
+        if st is sig and sig is not None:
+            new, messages = fingerprint(relpath, new_bytes, st[1], st[0])
+            new = _stamp(new, st)
+        elif st is not None:
+            new, messages = fingerprint(relpath, new_bytes, st.st_mtime_ns, st.st_size)
+            new = _stamp(new, st)
+        else:
+            new, messages = fingerprint(relpath, new_bytes, time.time_ns(), len(new_bytes))
+        self._unstored[relpath] = new
         if old_path is not None and old_path != relpath:
             old = self.known.pop(old_path, None)
+            self._unstored[old_path] = None
             self.known[relpath] = new
             if old is None:
                 return diff(me, relpath, None, new, messages)
@@ -508,6 +596,7 @@ def _since(vault: "Vault", cutoff: dt.datetime, plain: bool, collect: dict | Non
         except (OSError, UnreadableNoteError):
             continue
         fp, messages = fingerprint(relpath, data, st.st_mtime_ns, st.st_size)
+        fp = _stamp(fp, st)
         if collect is not None:
             collect[relpath] = fp
         found.extend(timed(me, relpath, fp, messages, cutoff, plain))

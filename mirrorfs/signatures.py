@@ -3,7 +3,8 @@
 The hash is the truth (mtime and inode alone are never trusted); the stat
 signature only lets a rescan skip reading a file that did not change since. A
 lookup by hash finds the known notes a new path may have been moved from.
-Pure: no file I/O.
+The paths whose entry changed are noted until `take_changed`, so that a caller
+can keep a copy on disk by storing only those. Pure: no file I/O.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Fingerprints:
     def __init__(self) -> None:
         self._by_path: dict[str, Fingerprint] = {}
         self._by_sha: dict[str, set[str]] = {}
+        self._changed: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._by_path)
@@ -47,14 +49,18 @@ class Fingerprints:
 
     def set(self, rel: str, entry: Fingerprint) -> None:
         old = self._by_path.get(rel)
+        if old == entry:
+            return
         if old is not None and old.sha256 != entry.sha256:
             self.forget(rel)
         self._by_path[rel] = entry
         self._by_sha.setdefault(entry.sha256, set()).add(rel)
+        self._changed.add(rel)
 
     def forget(self, rel: str) -> None:
         old = self._by_path.pop(rel, None)
         if old is not None:
+            self._changed.add(rel)
             paths = self._by_sha.get(old.sha256)
             if paths is not None:
                 paths.discard(rel)
@@ -64,6 +70,11 @@ class Fingerprints:
     def with_hash(self, sha256: str) -> frozenset[str]:
         """The known paths whose content has this hash."""
         return frozenset(self._by_sha.get(sha256, ()))
+
+    def take_changed(self) -> dict[str, Fingerprint | None]:
+        """The paths set or forgotten since the last call, with their entries now (None: forgotten)."""
+        changed, self._changed = self._changed, set()
+        return {rel: self._by_path.get(rel) for rel in changed}
 
     def hashes(self) -> dict[str, str]:
         """A copy: path -> sha256."""

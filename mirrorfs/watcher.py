@@ -90,11 +90,17 @@ class Watcher:
     receives :class:`WatchError` subclasses or the callback's exception, also
     from the watcher's thread; without it they are logged.
 
-    *known* seeds the hashes the caller already has (e.g. from its index): the
-    start-up scan then reports every difference as changes, so a restart
-    reports what changed while no watcher ran. Without it the start-up scan
-    learns the vault silently. Either way :meth:`wait_ready` tells when it is
-    done. A Watcher is started once; stop it with :meth:`stop` or a ``with``.
+    *known* seeds the hashes the caller already has (e.g. from its index),
+    path -> sha256 or -> (sha256, stat signature) as *on_known* was given
+    them: the start-up scan then reports every difference as changes, so a
+    restart reports what changed while no watcher ran, and reads only the
+    files whose signature (size, mtime, ctime, inode) is not the one given.
+    Without it the start-up scan learns the vault silently. Either way
+    :meth:`wait_ready` tells when it is done. ``on_known({path: (sha256,
+    signature) | None})`` receives, from the watcher's thread after each
+    round, what changed in what the watcher knows (None: forgotten), once the
+    batch that changed it was delivered: a caller that stores it can seed the
+    next start. A Watcher is started once; stop it with :meth:`stop` or a ``with``.
 
     Timing knobs (seconds): *settle*, how long a path must be quiet before it
     is read; *write_hold*, how long a file still open for writing (inotify
@@ -116,7 +122,8 @@ class Watcher:
         on_changes: Callable[[list[Change]], None],
         *,
         on_error: Callable[[BaseException], None] | None = None,
-        known: Mapping[str, str] | None = None,
+        known: Mapping[str, str | tuple] | None = None,
+        on_known: Callable[[dict[str, tuple | None]], None] | None = None,
         polling: bool = False,
         poll_interval: float = 1.0,
         settle: float = 0.1,
@@ -145,8 +152,13 @@ class Watcher:
         self._cond = threading.Condition()
         self._known = Fingerprints()
         self._seeded = known is not None
-        for path, sha in (known or {}).items():
-            self._known.set(PurePosixPath(path).as_posix(), Fingerprint(sha, None))
+        for path, entry in (known or {}).items():
+            sha, sig = (entry, None) if isinstance(entry, str) else entry
+            # A stored entry is already a POSIX path; a caller's hash may not be.
+            rel = path if sig else PurePosixPath(path).as_posix()
+            self._known.set(rel, Fingerprint(sha, tuple(sig) if sig else None))
+        self._known.take_changed()  # what the caller gave is what it has
+        self._on_known = on_known
         self._sched = Scheduler(self._times, time.monotonic)
         self._hints = MoveHints()
         self._rescans = Rescans(time.monotonic, self._times.settle)
@@ -228,6 +240,12 @@ class Watcher:
         """A copy of the last known sha256 of every note (vault-relative path -> hex)."""
         with self._cond:
             return self._known.hashes()
+
+    def signature_of(self, rel: str) -> Signature | None:
+        """The stat signature the known content of *rel* was read with (None: unknown or seeded)."""
+        with self._cond:
+            entry = self._known.get(rel)
+            return entry.sig if entry is not None else None
 
     def status(self) -> WatcherStatus:
         """Counters and lag for status displays."""
@@ -351,6 +369,7 @@ class Watcher:
         if stopping:
             if self._flush_on_stop and not self._root_down:
                 self._flush()
+            self._tell_known()
             return False
 
         if self._root_suspect or time.monotonic() - self._last_root_check >= _ROOT_CHECK_INTERVAL:
@@ -376,8 +395,22 @@ class Watcher:
             batch = self._sched.take_due()
         if batch:
             self._process(batch)
+        self._tell_known()
         self._check_initial_done()
         return True
+
+    def _tell_known(self) -> None:
+        """Hand what changed in the known fingerprints to *on_known* (after its batch was delivered)."""
+        if self._on_known is None:
+            return
+        with self._cond:
+            changed = self._known.take_changed()
+        if not changed:
+            return
+        try:
+            self._on_known({rel: None if f is None else (f.sha256, f.sig) for rel, f in changed.items()})
+        except Exception as exc:
+            self._report(exc)
 
     def _wait_for_work(self) -> tuple[bool, list[BaseException]]:
         """Sleep until something is due; returns whether to stop, and the errors other threads left."""
