@@ -17,11 +17,12 @@ Baselines measured in the same run, page cache warm for everyone:
   - the first start with nothing stored (every note read, hashed and parsed:
     what every start cost before).
 
-    python3 bench/bench_restart.py [VAULT] [--restarts 5] [--state DIR]
+    python3 bench/generate.py medium /var/tmp/vault-medium
+    python3 bench/bench_restart.py /var/tmp/vault-medium [--restarts 5] [--state DIR]
 
-The medium vault at /work/benchdata/medium is read-only: copy it first
-(`cp -a /work/benchdata/medium /work/benchdata/restart-medium`); its first cold
-index takes a minute or two and is done once (the state folder is kept).
+The watcher writes its presence card into VAULT: give it a generated vault or
+a copy. Its first cold index takes a minute or two and is done once (the
+state folder, VAULT-state by default, is kept).
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ from mirrorfs.index import Index  # noqa: E402
 from mirrorfs.known_files import DB_NAME  # noqa: E402
 from mirrorfs.vault import Vault  # noqa: E402
 
-DEFAULT_VAULT = "/work/benchdata/restart-medium"
 INSTANCE = "laptop"
 
 
@@ -107,13 +107,11 @@ def daemon_start(vault: Vault) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("vault", nargs="?", default=DEFAULT_VAULT)
+    parser.add_argument("vault", help="a vault made by bench/generate.py (the watcher writes its card there)")
     parser.add_argument("--restarts", type=int, default=5)
     parser.add_argument("--state", default=None, help="MIRRORFS_STATE_DIR (default: VAULT-state beside the vault)")
     args = parser.parse_args()
     root = Path(args.vault).resolve()
-    if root == Path("/work/benchdata/medium"):
-        raise SystemExit("that vault is read-only: cp -a it first (see --help)")
     state = args.state or f"{root}-state"
     os.environ["MIRRORFS_STATE_DIR"] = state
     env = dict(os.environ)

@@ -32,7 +32,7 @@ BENCHES: dict[str, tuple[str, list[str]]] = {
     "watch": ("one changed note -> search hit through a real watcher", ["bench/bench_watch.py"]),
     "cli-search": ("`mirrorfs search` whole process vs `rg -l`, watcher running",
                    ["bench/bench_cli_search.py", "--vault", "{vault}"]),
-    "restart": ("watcher start to \"watching\", up-to-date index", ["bench/bench_restart.py", "--vault", "{vault}"]),
+    "restart": ("watcher start to \"watching\", up-to-date index", ["bench/bench_restart.py", "{vault}"]),
     "search": ("search: cold index, warm p50/p99 with snippets, index size", ["bench/bench_search.py", "{vault}"]),
     "append": ("append to sessions of 10 / 1,000 / 10,000 messages", ["bench/bench_append.py"]),
     "mcp": ("MCP start to tools/list; memory_search through the watcher", ["bench/bench_mcp.py", "--vault", "{vault}"]),
