@@ -7,17 +7,10 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from test_semantic_entrances import MEMORIES, QUESTION  # the same memories and question
 
 from mirrorfs import embedders, semantic
 from mirrorfs.cli import cli
-
-MEMORIES = [
-    "Sam drinks green tea every morning.",
-    "Maria is allergic to peanuts.",
-    "The spare key is under the blue flower pot.",
-    "Lena plays the cello in a string quartet.",
-]
-QUESTION = "Which beverage does he have at breakfast?"
 
 
 @pytest.fixture
