@@ -3,7 +3,7 @@
 A mixin of `WatchDaemon`, apart because it is the daemon's other face: the
 watching half writes the index and the embeddings, this half reads them. It
 uses the daemon's `vault`, `_mutex` (held by each batch), `indexing`,
-`_index`, `_progress`, `_embeds`/`_embed_queue()` and `requests`.
+`_index`, `_watcher`, `_progress`, `_embeds`/`_embed_queue()` and `requests`.
 """
 
 from __future__ import annotations
@@ -100,12 +100,15 @@ class QueryHandlers:
         return data
 
     def _reflections(self, args: dict) -> dict:
-        """What `mirrorfs reflections` (read-only: no --since, no --mark-read) shows *instance*."""
+        """What `mirrorfs reflections` (read-only: no --mark-read) shows *instance*, since *since*
+        (an ISO time) or since it last looked; only notes this watcher saw modified are read."""
         from mirrorfs import reflections, render
 
         vault = Vault.open(self.vault.root, instance=args["instance"])
         looked = reflections.last_looked(vault)
-        found = reflections.vault_reflections(vault)
+        watcher = self._watcher
+        found = reflections.vault_reflections(vault, since=args.get("since"),
+                                              candidates=watcher.modified_since if watcher else None)
         # Through the CLI's own JSON encoding: the client prints exactly what --json would.
         items = json.loads(json.dumps([r.to_dict() for r in found], default=render.json_default))
         return {"items": items, "looked": looked.isoformat() if looked else None,

@@ -38,7 +38,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Container, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Container, Iterable
 
 from filelock import FileLock
 
@@ -78,6 +78,9 @@ LOG_KEEP_LINES = 500
 MAX_EXPECTED = 256
 
 ScanChange = tuple  # (relpath, old fingerprint | None, new fingerprint | None, messages)
+
+# The notes modified since a POSIX time, as a running watcher knows them (None: it does not know yet).
+Candidates = Callable[[float], "list[str] | None"]
 
 
 # --------------------------------------------------------------------------
@@ -308,20 +311,23 @@ def first_look_days(vault: "Vault") -> float:
 
 
 def vault_reflections(vault: "Vault", since: Any = None, mark_read: bool = False,
-                      now: dt.datetime | None = None) -> list[Reflection]:
+                      now: dt.datetime | None = None, candidates: Candidates | None = None) -> list[Reflection]:
     """What others wrote since this instance last looked (or since *since*), oldest first.
 
     With *mark_read* the cursor moves past everything returned. Own writes
     never appear; recorded events (merges, seals) from this device's log do.
+    *candidates(cutoff)*: the notes modified since a POSIX time, when a running
+    watcher knows (None: stat every note).
     """
     now = now or local_now()
     cursor = load_cursor(vault)
     read: dict[str, dict] = {}
     if since is not None:
-        found = _since(vault, parse_since(since), plain=True)
+        found = _since(vault, parse_since(since), plain=True, candidates=candidates)
     elif cursor is None:
         # A first look shows a person's edits of the last days too, as --since does.
-        found = _since(vault, now - dt.timedelta(days=first_look_days(vault)), plain=True, collect=read)
+        found = _since(vault, now - dt.timedelta(days=first_look_days(vault)), plain=True, collect=read,
+                       candidates=candidates)
     else:
         found = _since_cursor(vault, cursor, now)
     _sort(found)
@@ -571,19 +577,23 @@ def _fold(vault: "Vault", seen: dict, scan: _Scan, silent: list) -> None:
         _save_cursor(vault, cursor)
 
 
-def _since(vault: "Vault", cutoff: dt.datetime, plain: bool, collect: dict | None = None) -> list[Reflection]:
+def _since(vault: "Vault", cutoff: dt.datetime, plain: bool, collect: dict | None = None,
+           candidates: Candidates | None = None) -> list[Reflection]:
     """What others wrote at or after *cutoff*, judged by the files' own times.
 
     With *plain*, files without mirrorfs attribution whose mtime is past the
     cutoff count as human edits; a first look leaves them out, as it has no
     earlier version to compare with. *collect* receives the fingerprints read.
+    *candidates*: see `vault_reflections` (each one is still stat'ed here).
     """
     me = vault.instance
     root = os.fspath(vault.root)
     cut = cutoff.timestamp()
     found: list[Reflection] = []
+    known = candidates(cut - MTIME_SLACK) if candidates is not None else None
     try:
-        paths = [rel for rel, _ in ignore.walk(root, on_error=lambda rel, exc: None) if not is_conflict_copy(rel)]
+        listed = known if known is not None else [rel for rel, _ in ignore.walk(root, on_error=lambda rel, exc: None)]
+        paths = [rel for rel in listed if not is_conflict_copy(rel)]
     except OSError:
         paths = []
     for relpath in paths:

@@ -403,9 +403,25 @@ class Vault:
         return search.recent(self, limit=limit, types=types)
 
     def reflections(self, since=None, mark_read: bool = False):
-        """What other instances (and people) wrote since this instance last looked."""
-        from mirrorfs.reflections import vault_reflections
+        """What other instances (and people) wrote since this instance last looked (or since *since*).
 
+        A read-only look since a time is answered by a running watcher when there is
+        one: it knows which notes changed lately without a `stat` of every note.
+        """
+        from mirrorfs.reflections import Reflection, parse_since, vault_reflections
+
+        if since is not None and not mark_read:
+            from mirrorfs import watch_client
+
+            cutoff = parse_since(since)
+            try:
+                reply = watch_client.ask(self.state_dir, "reflections",
+                                         {"instance": self.instance, "since": cutoff.isoformat()})
+            except OSError:  # none listens, or it died mid-answer: look here
+                pass
+            else:
+                return [Reflection.from_dict(item) for item in reply["items"]]
+            since = cutoff
         return vault_reflections(self, since=since, mark_read=mark_read)
 
     # -- the AI's context and conversations (mirrorfs.context, .conversation, .reflect) --

@@ -241,6 +241,16 @@ class Watcher:
         with self._cond:
             return self._known.hashes()
 
+    def modified_since(self, cutoff: float) -> list[str] | None:
+        """Notes whose known mtime is at or after *cutoff* (POSIX seconds), or whose mtime is unknown;
+        None until the start-up scan knows the vault. Saves a `stat` of every note."""
+        if not self._ready.is_set():
+            return None
+        cut = int(cutoff * 1e9)
+        with self._cond:
+            return [rel for rel in self._known
+                    if (entry := self._known.get(rel)).sig is None or entry.sig[1] >= cut]
+
     def signature_of(self, rel: str) -> Signature | None:
         """The stat signature the known content of *rel* was read with (None: unknown or seeded)."""
         with self._cond:

@@ -229,3 +229,22 @@ def test_a_query_during_the_first_index_answers_at_once_with_its_progress(tmp_pa
         assert proc.wait(TIMEOUT) == 0
         close_pipes(proc, reader)
     assert not any("Traceback" in line for line in lines.queue)
+
+
+def test_a_look_since_a_time_is_answered_by_the_watcher_as_it_would_be_here(daemon, vault):
+    from mirrorfs.reflections import vault_reflections
+
+    phone = Vault.open(vault.root, instance="phone")
+    phone.remember("Sam prefers oolong tea", title="Prefers tea")
+    wait_for(daemon.lines, lambda l: "added memory" in l)
+    before = daemon.requests.get("reflections", 0)
+    served = vault.reflections(since="1d")
+    assert daemon.requests["reflections"] == before + 1
+    here = vault_reflections(vault, since="1d")
+    assert [r.to_dict() for r in served] == [r.to_dict() for r in here]
+    assert 'phone added memory "Prefers tea" (memory/prefers-tea.md)' in [r.line() for r in served]
+    # Only notes the watcher saw modified since then are read: a week-old cutoff lists them all,
+    # a cutoff in the future none.
+    known = daemon._watcher.modified_since(time.time() + 3600)
+    assert known == []
+    assert "memory/prefers-tea.md" in daemon._watcher.modified_since(time.time() - 7 * 86400)
