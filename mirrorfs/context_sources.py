@@ -268,9 +268,11 @@ def lexical(vault: "Vault", query: str, limit: int) -> list[Source]:
     if q is None:
         return []
     try:
-        notes_hits = lookup.search(vault, q, limit=limit * 4, mode="keyword")["hits"]
+        # No snippets: the sources below read the notes and messages themselves.
+        notes_hits = lookup.search(vault, q, limit=limit * 4, mode="keyword", snippets=False)["hits"]
         # The type in the query, not as a filter: the index intersects it faster than it filters.
-        message_hits = lookup.search(vault, f"({q}) AND type:message", limit=limit, mode="keyword")["hits"]
+        message_hits = lookup.search(vault, f"({q}) AND type:message", limit=limit, mode="keyword",
+                                     snippets=False)["hits"]
     except QueryError:
         return []
     found = _memory_sources(vault, notes_hits, limit) + _message_sources(vault, message_hits, limit)

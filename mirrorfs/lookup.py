@@ -60,12 +60,15 @@ def _answer(vault: "Vault", found) -> dict:
 
 
 def search(vault: "Vault", query: str, types: list[str] | None = None, since: Any = None,
-           limit: int = 10, mode: str | None = None, min_score: float | None = None) -> dict:
-    """`vault.search` as a dict: {hits, warnings, stale, via}."""
+           limit: int = 10, mode: str | None = None, min_score: float | None = None,
+           snippets: bool = True) -> dict:
+    """`vault.search` as a dict: {hits, warnings, stale, via}; without *snippets* a keyword
+    search highlights nothing (a caller that reads the notes itself)."""
     if since:
         query = with_since(query, since) if mode in (None, "keyword") else query
+    extra = {} if snippets else {"snippets": False}
     return _answer(vault, vault.search(query, types=types or None, sessions=True, limit=limit, mode=mode,
-                                       min_score=min_score))
+                                       min_score=min_score, **extra))
 
 
 def recall(vault: "Vault", query: str, limit: int = 10) -> dict:
