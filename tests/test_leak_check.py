@@ -47,8 +47,10 @@ def test_the_leak_check_fails_tests_that_leak_threads_or_warnings(tmp_path):
     (tmp_path / "test_leaky.py").write_text(LEAKY)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run(
+        # Its own --basetemp: by default the inner run would prune the outer runs' old temp
+        # folders under /tmp/pytest-of-$USER (seconds to minutes of deleting vaults and indexes).
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rE", "--rootdir", str(tmp_path),
-         str(tmp_path / "test_leaky.py")],
+         "--basetemp", str(tmp_path / "inner"), str(tmp_path / "test_leaky.py")],
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     out = result.stdout
     assert result.returncode == 1, out + result.stderr
