@@ -25,6 +25,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from mirrorfs import transactions
 from mirrorfs.errors import KnownFilesError
 
 DB_NAME = "watch-known.sqlite3"
@@ -104,16 +105,10 @@ class KnownFiles:
         keep = [(rel, sha, *sig) for rel, row in rows.items() if row is not None
                 for sha, sig in [row] if sig is not None]
         drop = [(rel,) for rel, row in rows.items() if row is None or row[1] is None]
-        with self._db() as con:
-            con.execute("BEGIN")
-            try:
-                con.executemany("DELETE FROM watched WHERE path = ?", drop)
-                con.executemany("INSERT OR REPLACE INTO watched VALUES (?, ?, ?, ?, ?, ?)", keep)
-                con.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (str(VERSION),))
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._db() as con, transactions.write(con):
+            con.executemany("DELETE FROM watched WHERE path = ?", drop)
+            con.executemany("INSERT OR REPLACE INTO watched VALUES (?, ?, ?, ?, ?, ?)", keep)
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (str(VERSION),))
 
     def reflected(self) -> dict[str, str | None]:
         """path -> sha256 of the bytes whose reflections fingerprint is stored (see `fingerprint`).
@@ -153,15 +148,9 @@ class KnownFiles:
         keep = [(rel, fp.get("h"), json.dumps(fp, ensure_ascii=False, separators=(",", ":")))
                 for rel, fp in rows.items() if fp is not None]
         drop = [(rel,) for rel, fp in rows.items() if fp is None]
-        with self._db() as con:
-            con.execute("BEGIN")
-            try:
-                con.executemany("DELETE FROM reflected WHERE path = ?", drop)
-                con.executemany("INSERT OR REPLACE INTO reflected VALUES (?, ?, ?)", keep)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._db() as con, transactions.write(con):
+            con.executemany("DELETE FROM reflected WHERE path = ?", drop)
+            con.executemany("INSERT OR REPLACE INTO reflected VALUES (?, ?, ?)", keep)
 
 
 class StoredFingerprints(dict):

@@ -40,6 +40,8 @@ from mirrorfs.catalog import scan as index_scan
 from mirrorfs.conflict_names import conflict_original
 from mirrorfs.embed import Embedder
 from mirrorfs.errors import UnreadableNoteError, VectorStoreError
+from mirrorfs.transactions import read as _read
+from mirrorfs.transactions import write as _write
 
 SCHEMA = 2
 DB_NAME = state.vectors_file("").name
@@ -535,29 +537,6 @@ class VectorStore:
 def _meta(db: sqlite3.Connection, key: str) -> str | None:
     row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
     return row[0] if row else None
-
-
-class _write:
-    """A write transaction (BEGIN IMMEDIATE: take the write lock first, then read)."""
-
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type, exc, tb):
-        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
-        return False
-
-
-class _read(_write):
-    """A read transaction: one consistent snapshot of the log and the rows."""
-
-    def __enter__(self):
-        self.db.execute("BEGIN")
-        return self.db
 
 
 def update(vault, changed_paths, embedder: Embedder, progress: ProgressFn | None = None,
