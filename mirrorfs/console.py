@@ -35,8 +35,6 @@ ENV_REPORT = "MIRRORFS_LEAN_REPORT"
 # As cli_search: the --type values, and the longest query the library takes.
 TYPES = (*OWNED_TYPES, "note", "message")
 MAX_QUERY_CHARS = 2000
-VECTORS_FILE = ("vectors", "vectors.sqlite3")  # mirrorfs.state.vectors_file, in the state folder
-DEVICE_FILE = "device.yaml"
 _NUMBER = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 
 
@@ -180,7 +178,7 @@ def _instance(explicit: str | None, state: Path) -> str:
         name = explicit
     else:
         try:
-            found = _DEVICE_INSTANCE.findall((state / DEVICE_FILE).read_bytes())
+            found = _DEVICE_INSTANCE.findall((state / locate.DEVICE_FILE).read_bytes())
         except FileNotFoundError:
             found = []
         except OSError:
@@ -195,7 +193,7 @@ def _instance(explicit: str | None, state: Path) -> str:
 
 
 def _has_vectors(state: Path) -> bool:
-    return state.joinpath(*VECTORS_FILE).exists()
+    return state.joinpath(*locate.VECTORS_FILE).exists()
 
 
 def _keyword_only(state: Path) -> None:

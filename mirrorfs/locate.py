@@ -38,6 +38,8 @@ ENV_STATE_DIR = "MIRRORFS_STATE_DIR"
 APP = "mirrorfs"
 VAULTS_DIR = "vaults"
 ROOT_FILE = "root"  # in each vault's state folder: the vault folder it belongs to
+DEVICE_FILE = "device.yaml"  # there too: this device's settings for the vault (its default instance)
+VECTORS_FILE = ("vectors", "vectors.sqlite3")  # there too: the vector store (mirrorfs.vectors)
 
 _INSTANCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # Names reflections and the bridge give to others than an instance.

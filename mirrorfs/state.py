@@ -15,7 +15,7 @@ import platformdirs
 from mirrorfs.locate import (
     ENV_STATE_DIR as ENV_STATE_DIR,  # where tests and callers look for it
 )
-from mirrorfs.locate import ROOT_FILE, VAULTS_DIR, state_override
+from mirrorfs.locate import ROOT_FILE, VAULTS_DIR, VECTORS_FILE, state_override
 from mirrorfs.locate import recorded_root as _recorded_root
 from mirrorfs.locate import state_key as _key
 
@@ -63,4 +63,4 @@ def vault_state_dir(vault_id: str, root: str | os.PathLike | None = None) -> Pat
 
 def vectors_file(state_dir: str | os.PathLike) -> Path:
     """Where a vault's vector store lives in its state folder (mirrorfs.vectors)."""
-    return Path(state_dir) / "vectors" / "vectors.sqlite3"
+    return Path(state_dir).joinpath(*VECTORS_FILE)

@@ -125,7 +125,7 @@ class Vault:
         root = locate.vault_root(path)
         config = load_config(root)
         vault_state = state.vault_state_dir(str(config["vault_id"]), root)
-        device_file = vault_state / "device.yaml"
+        device_file = vault_state / locate.DEVICE_FILE
         device = _load_yaml_file(device_file) or {}
         chosen = instance or os.environ.get(ENV_INSTANCE) or device.get("instance") or default_instance_name()
         check_instance_name(chosen)
@@ -148,7 +148,7 @@ class Vault:
             return
         self._announced = True
         if self._device is not None:
-            _remember_default(self.state_dir / "device.yaml", self._device, self.instance)
+            _remember_default(self.state_dir / locate.DEVICE_FILE, self._device, self.instance)
         if path != self.instances.card_path():
             self.instances.ensure_card()
 
