@@ -66,9 +66,8 @@ def search(vault: "Vault", query: str, types: list[str] | None = None, since: An
     search highlights nothing (a caller that reads the notes itself)."""
     if since:
         query = with_since(query, since) if mode in (None, "keyword") else query
-    extra = {} if snippets else {"snippets": False}
     return _answer(vault, vault.search(query, types=types or None, sessions=True, limit=limit, mode=mode,
-                                       min_score=min_score, **extra))
+                                       min_score=min_score, snippets=snippets))
 
 
 def recall(vault: "Vault", query: str, limit: int = 10) -> dict:
