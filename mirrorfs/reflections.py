@@ -425,16 +425,14 @@ class Reflector:
             full = os.path.join(os.fspath(self.vault.root), relpath)
             try:
                 st = os.stat(full)
+            except OSError:
+                continue
+            try:
                 data = notes.read_bytes(full)
             except FileNotFoundError:
                 continue
             except (OSError, UnreadableNoteError):
-                data = None
-            if data is None:
-                try:
-                    fp = stat_fingerprint(relpath, os.stat(full))
-                except OSError:
-                    continue
+                fp = stat_fingerprint(relpath, st)  # unreadable: known by its stat alone
             else:
                 fp = _stamp(fingerprint(relpath, data, st.st_mtime_ns, st.st_size)[0], st)
             known[relpath] = self._unstored[relpath] = fp
@@ -503,17 +501,14 @@ class Reflector:
             self._unstored[relpath] = None
             return diff(me, relpath, old, None, None, _remover(self.vault, relpath))
         try:
-            st = sig or os.stat(self.vault.root / relpath)
+            stamp = _stamp({}, sig or os.stat(self.vault.root / relpath))
         except OSError:
-            st = None
-        if st is sig and sig is not None:
-            new, messages = fingerprint(relpath, new_bytes, st[1], st[0])
-            new = _stamp(new, st)
-        elif st is not None:
-            new, messages = fingerprint(relpath, new_bytes, st.st_mtime_ns, st.st_size)
-            new = _stamp(new, st)
-        else:
+            stamp = None
+        if stamp is None:
             new, messages = fingerprint(relpath, new_bytes, time.time_ns(), len(new_bytes))
+        else:
+            new, messages = fingerprint(relpath, new_bytes, stamp["m"], stamp["s"])
+            new = {**new, **stamp}
         self._unstored[relpath] = new
         if old_path is not None and old_path != relpath:
             old = self.known.pop(old_path, None)
