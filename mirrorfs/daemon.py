@@ -212,7 +212,8 @@ class WatchDaemon(QueryHandlers):
     def _backlog(self) -> None:
         """Count the unread reflections (after the start-up scan: see `_after_scan`)."""
         try:
-            self._tell_backlog(vault_reflections(self.vault))
+            # The start-up scan just learned every note's mtime: no stat of each again.
+            self._tell_backlog(vault_reflections(self.vault, candidates=self._watcher.modified_since))
         except MirrorfsError as exc:
             self._report(exc)
 
